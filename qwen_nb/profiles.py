@@ -47,7 +47,7 @@ def clean_key(key: str, *, source: str = "key") -> str:
     if not isinstance(key, str):
         raise InputError(f"The {source} must be a string, got {type(key).__name__}.")
     stripped = key.strip().strip("'\"").strip()
-    if stripped != key:
+    if stripped and stripped != key:
         warnings.warn(
             f"The {source} {mask_key(stripped)} had surrounding whitespace, quotes or a newline "
             "(a common paste error); it was stripped.",
