@@ -1,0 +1,35 @@
+"""ipywidgets views over the plain-Python API: pickers, key entry, parameters, a streaming playground.
+
+Names are resolved lazily so that importing this package (or its pure helpers) does not
+import ipywidgets until a widget is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "RegionPicker": "qwen_nb.widgets.pickers",
+    "ProfilePicker": "qwen_nb.widgets.pickers",
+    "ModelPicker": "qwen_nb.widgets.pickers",
+    "ApiToggle": "qwen_nb.widgets.pickers",
+    "ParamsBox": "qwen_nb.widgets.params",
+    "KeyEntry": "qwen_nb.widgets.keys",
+    "Playground": "qwen_nb.widgets.playground",
+    "UsagePanel": "qwen_nb.widgets.usage_panel",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'qwen_nb.widgets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
