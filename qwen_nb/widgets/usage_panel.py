@@ -1,0 +1,132 @@
+"""``UsagePanel``: the running usage and cost per workspace of a session, refreshed as calls land.
+
+A view only: it shows ``ledger.report(...)`` (the same numbers ``qwen_nb.usage()``
+returns) and re-renders when the ledger notifies a new record. It never holds a key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import weakref
+from typing import Any
+
+import ipywidgets as widgets
+
+from qwen_nb.ledger import CallRecord, Ledger, UsageReport
+
+
+def _since_label(since: float | None) -> str:
+    if since is None:
+        return "all recorded calls"
+    return "since " + dt.datetime.fromtimestamp(since).strftime("%Y-%m-%d %H:%M")
+
+
+class UsagePanel(widgets.VBox):
+    """Calls, errors, tokens and cost per currency for each workspace, with a Refresh button.
+
+    ``since="session"`` (default) counts the calls made since the ledger was opened in this
+    kernel; ``since=None`` counts everything in the ledger; any value ``Ledger.report`` takes
+    is accepted too. With ``auto=True`` it refreshes itself after each recorded call (at most
+    once per ``min_interval`` seconds, plus a trailing refresh).
+    """
+
+    def __init__(
+        self,
+        session: Any = None,
+        *,
+        ledger: Ledger | None = None,
+        since: Any = "session",
+        by: str = "workspace",
+        auto: bool = True,
+        min_interval: float = 0.25,
+        **kwargs: Any,
+    ) -> None:
+        if ledger is None:
+            from qwen_nb.widgets._common import resolve_session
+
+            ledger = resolve_session(session).ledger
+        self.ledger: Ledger = ledger
+        self.since = ledger.opened_at if since == "session" else since
+        self.by = by
+        self.min_interval = min_interval
+        #: how many times the view was re-rendered (for tests and curiosity)
+        self.refresh_count = 0
+        self.report: UsageReport | None = None
+        self._throttle = threading.Lock()
+        self._last = 0.0
+        self._timer: threading.Timer | None = None
+        self._remove_listener = None
+
+        self.title = widgets.HTML()
+        self.table = widgets.HTML()
+        self.button = widgets.Button(description="Refresh", icon="refresh", layout=widgets.Layout(width="auto"))
+        self.button.on_click(lambda _b: self.refresh())
+        super().__init__(children=[widgets.HBox([self.title, self.button]), self.table], **kwargs)
+        self.add_class("qwen-nb-usage-panel")
+        self.refresh()
+        if auto:
+            ref = weakref.ref(self)
+
+            def listener(rec: CallRecord) -> None:
+                panel = ref()
+                if panel is None:
+                    ledger.remove_listener(listener)
+                else:
+                    panel._on_record(rec)
+
+            self._remove_listener = ledger.add_listener(listener)
+
+    def refresh(self) -> UsageReport:
+        """Re-read the ledger and re-render; returns the report shown."""
+        report = self.ledger.report(since=self.since, by=self.by)
+        self.report = report
+        totals = report.totals
+        costs = " · ".join(f"{v:.4f} {c}" for c, v in sorted(totals["costs"].items())) or "no known cost"
+        self.title.value = (
+            f"<b>Usage by {self.by}</b> <small>({_since_label(report.since)}): "
+            f"{totals['calls']} calls, {totals['errors']} errors, {costs}</small>"
+        )
+        self.table.value = report._repr_html_()
+        self.refresh_count += 1
+        return report
+
+    def _on_record(self, _rec: CallRecord) -> None:
+        with self._throttle:
+            now = time.monotonic()
+            if self._timer is None and now - self._last >= self.min_interval:
+                self._last = now
+                run_now = True
+            else:
+                run_now = False
+                if self._timer is None:
+                    delay = max(0.0, self.min_interval - (now - self._last))
+                    self._timer = threading.Timer(delay, self._trailing)
+                    self._timer.daemon = True
+                    self._timer.start()
+        if run_now:
+            self._safe_refresh()
+
+    def _trailing(self) -> None:
+        with self._throttle:
+            self._timer = None
+            self._last = time.monotonic()
+        self._safe_refresh()
+
+    def _safe_refresh(self) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:  # e.g. the ledger was closed; show it, never raise into the recorder
+            self.table.value = f"<i>usage unavailable: {type(exc).__name__}</i>"
+
+    def close(self) -> None:
+        """Stop listening to the ledger and close the widget."""
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        with self._throttle:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        super().close()

@@ -1,0 +1,102 @@
+"""UsagePanel: a view of the ledger per workspace that refreshes itself when calls are recorded."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from qwen_nb.ledger import CallRecord, Ledger
+
+pytest.importorskip("ipywidgets")
+
+from qwen_nb.widgets.usage_panel import UsagePanel  # noqa: E402
+
+
+def rec(**kw) -> CallRecord:
+    base = dict(
+        time=time.time(), profile="team-a", workspace="ws-a", region="ap-southeast-1", api="openai",
+        model="qwen-plus", input_tokens=100, output_tokens=50, reasoning_tokens=0, latency=0.2,
+        request_id=None, status="ok", error_code=None, attempts=1, cost=0.001, currency="USD",
+    )
+    base.update(kw)
+    return CallRecord(**base)
+
+
+@pytest.fixture
+def led():
+    with Ledger(":memory:") as ledger:
+        yield ledger
+
+
+def test_panel_shows_session_totals_per_workspace(led):
+    led.record(rec(time=led.opened_at - 3600, workspace="old-ws"))  # before this session
+    panel = UsagePanel(ledger=led, min_interval=0)
+    try:
+        assert "No calls recorded" in panel.table.value
+        led.record(rec())
+        led.record(rec(workspace="ws-b", status="error", error_code="AccessDenied", input_tokens=0,
+                       output_tokens=0, cost=None))
+        led.record(rec(workspace="ws-bj", region="cn-beijing", cost=0.02, currency="CNY"))
+        html = panel.table.value
+        assert "ws-a" in html and "ws-b" in html and "ws-bj" in html and "old-ws" not in html
+        assert "cost USD" in html and "cost CNY" in html
+        assert "3 calls, 1 errors" in panel.title.value
+        assert panel.report is not None and panel.report.totals["calls"] == 3
+    finally:
+        panel.close()
+
+
+def test_panel_since_none_shows_everything(led):
+    led.record(rec(time=1_700_000_000.0, workspace="old-ws"))
+    panel = UsagePanel(ledger=led, since=None, auto=False)
+    assert "old-ws" in panel.table.value
+    panel.close()
+
+
+def test_manual_refresh_and_button(led):
+    panel = UsagePanel(ledger=led, auto=False)
+    n = panel.refresh_count
+    led.record(rec())
+    assert panel.refresh_count == n  # not listening
+    assert "ws-a" not in panel.table.value
+    panel.button.click()
+    assert panel.refresh_count == n + 1 and "ws-a" in panel.table.value
+    panel.close()
+
+
+def test_auto_refresh_is_throttled_with_a_trailing_refresh(led):
+    panel = UsagePanel(ledger=led, min_interval=0.3)
+    try:
+        start = panel.refresh_count
+        for _ in range(20):
+            led.record(rec())
+        assert panel.refresh_count - start <= 2  # not once per record
+        deadline = time.monotonic() + 5
+        while "20 calls" not in panel.title.value and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "20 calls" in panel.title.value  # the trailing refresh caught up
+    finally:
+        panel.close()
+
+
+def test_closed_panel_stops_listening(led):
+    panel = UsagePanel(ledger=led, min_interval=0)
+    panel.close()
+    n = panel.refresh_count
+    led.record(rec())
+    assert panel.refresh_count == n
+    assert led._listeners == []
+
+
+def test_panel_state_holds_no_key(led):
+    key = "sk-abcdef0123456789abcdef0123456789"
+    led.record(rec(profile="team-a"))
+    panel = UsagePanel(ledger=led, min_interval=0)
+    try:
+        states = [w.get_state() for w in (panel, panel.title, panel.table, panel.button)]
+        blob = json.dumps(states, default=str)
+        assert key not in blob and "sk-" not in blob
+    finally:
+        panel.close()
