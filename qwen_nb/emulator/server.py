@@ -1,0 +1,185 @@
+"""``Emulator``: the app served by uvicorn in a background thread on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from qwen_nb.emulator.config import EmulatorConfig, Pacing, profiles_for, resolve_config
+from qwen_nb.emulator.state import EmulatorState, RecordedRequest
+from qwen_nb.errors import InputError
+from qwen_nb.regions import Region, emulator_regions, get_region
+
+
+class Emulator:
+    """A local Model Studio emulator serving every region on one loopback port.
+
+    ``with Emulator() as emu:`` starts it on a free port and stops it on exit;
+    ``emu.base_url("ap-southeast-1", "openai")`` is a base URL for the ``openai``
+    SDK, ``emu.profiles()`` the demo workspaces' profiles. Pacing is off unless
+    ``ttft`` / ``tokens_per_second`` (or the config) say otherwise.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | str | os.PathLike[str] | None = None,
+        ttft: float | None = None,
+        tokens_per_second: float | None = None,
+        *,
+        latency: float | None = None,
+        rate_limit: int | None = None,
+        rate_window: float | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        cfg = resolve_config(config).with_pacing(
+            ttft=ttft, tokens_per_second=tokens_per_second or None, latency=latency,
+            rate_limit=rate_limit, rate_window=rate_window,
+        )
+        self.config = cfg
+        self.state = EmulatorState(cfg)
+        self.host = host
+        self._port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self._error: BaseException | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while the server thread is serving."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def port(self) -> int:
+        """The port (after ``start()``)."""
+        if self._sock is None:
+            raise RuntimeError("The emulator is not started; call emu.start() or use 'with Emulator() as emu:'.")
+        return self._sock.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. ``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> Emulator:
+        """Start serving in a background thread; returns self once the port accepts requests."""
+        if self.running:
+            return self
+        import uvicorn
+
+        from qwen_nb.emulator.app import build_app
+        from qwen_nb.emulator.replies import warm_tokenizer
+
+        warm_tokenizer()
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self._port))
+        except OSError as exc:
+            sock.close()
+            raise InputError(f"Cannot listen on {self.host}:{self._port}: {exc.strerror}.",
+                             fix="Pick another port, or port=0 for a free one.") from None
+        sock.listen(512)
+        sock.setblocking(False)
+        self._sock = sock
+        config = uvicorn.Config(
+            build_app(self.state), log_level="warning", access_log=False, lifespan="off", loop="asyncio",
+            http="h11", ws="none", timeout_graceful_shutdown=1, timeout_keep_alive=30, backlog=512,
+        )
+        self._server = uvicorn.Server(config)
+        self._error = None
+
+        def run() -> None:
+            try:
+                self._server.run(sockets=[sock])
+            except BaseException as exc:  # pragma: no cover - reported by start()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name=f"qwen-nb-emulator-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if self._error is not None or not self._thread.is_alive():
+                raise RuntimeError(f"The emulator failed to start: {self._error!r}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("The emulator did not start in time.")
+            time.sleep(0.002)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving and release the port (open streams are closed)."""
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+        self._server = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._sock is not None else "not started"
+        return f"<Emulator {where}, {len(self.config.workspaces)} workspaces>"
+
+    # -- addresses ---------------------------------------------------------------
+    def regions(self) -> dict[str, Region]:
+        """Region id -> ``Region`` served by this emulator."""
+        return emulator_regions(self.url)
+
+    def base_url(self, region: str = "ap-southeast-1", api: str = "openai", workspace: str | None = None) -> str:
+        """Base URL for an SDK: ``api`` "openai" (compatible) or "dashscope" (native).
+
+        ``workspace`` (an id or a workspace/profile name) selects the workspace gateway.
+        """
+        r = get_region(region, self.regions())
+        ws_id = self.config.workspace(workspace).id if workspace else None
+        return r.base_url(api, ws_id)
+
+    def profiles(self) -> dict:
+        """Profiles of the demo workspaces (``source="emulator"``), keyed by name."""
+        return profiles_for(self.config, self.url)
+
+    def key(self, workspace: str = "default") -> str:
+        """The first demo key of a workspace (by name or id)."""
+        return self.config.workspace(workspace).keys[0]
+
+    # -- runtime changes ---------------------------------------------------------
+    def set_faults(self, **changes: Any) -> Pacing:
+        """Change pacing and faults now.
+
+        Fields: ``ttft``, ``tokens_per_second``, ``latency``, ``rate_limit``, ``rate_window``,
+        ``fail_next`` (next N requests answer 500), ``fail_status``, ``cut_after`` (drop streams
+        after N events), ``cut_streams`` (how many streams to cut).
+        """
+        return self.state.set_faults(**changes)
+
+    def reset(self) -> None:
+        """Pacing and faults back to the configured defaults, counters and grants restored, log cleared."""
+        self.state.reset()
+
+    def grant(self, workspace: str, models: list[str] | tuple[str, ...] | None) -> None:
+        """Set a workspace's granted models (None: all) until ``reset()``."""
+        self.state.set_grants(self.config.workspace(workspace), None if models is None else tuple(models))
+
+    def grants(self, workspace: str) -> tuple[str, ...] | None:
+        """A workspace's granted models now (None: all)."""
+        return self.state.grants(self.config.workspace(workspace))
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Requests received since the last ``reset()`` (keys masked), oldest first."""
+        return self.state.requests
