@@ -429,11 +429,10 @@ class Ledger:
                 key = (rec.profile, rec.currency)
                 if key in self._spent:
                     self._spent[key] += rec.cost
-            spent = self._spent_locked(rec.profile, rec.currency) if budget is not None and rec.currency else None
+            if inserted and budget is not None and rec.currency:
+                self._check_budget(rec.profile, rec.currency, self._spent_locked(rec.profile, rec.currency), budget)
         if not inserted:
             return
-        if spent is not None and budget is not None:
-            self._check_budget(rec.profile, rec.currency or "", spent, budget)
         for callback in list(self._listeners):
             try:
                 callback(rec)
@@ -511,7 +510,11 @@ class Ledger:
         return self._spent[key]
 
     def spent(self, profile: str, currency: str | None = None) -> float:
-        """Total known cost of ``profile`` in this ledger (in ``currency``, default: the profile's own)."""
+        """Total known cost of ``profile`` in this ledger (in ``currency``, default: the profile's own).
+
+        Read from the database once, then kept up to date by this ``Ledger``'s own records
+        (calls written meanwhile by another process count from the next time the file is opened).
+        """
         with self._lock:
             return self._spent_locked(profile, currency)
 
