@@ -675,8 +675,7 @@ def _resolve(profile: str | Profile | None, session: Any) -> tuple[Profile | Non
         if known.get(p.name) == p:
             region = session.region(p.name)
         else:
-            regions = getattr(session, "regions", None)
-            table = regions() if callable(regions) else regions
+            table = getattr(session, "_regions", None)  # the session's catalog (emulator-aware)
             region = get_region(p.region, table) if isinstance(table, dict) and table else get_region(p.region)
     else:
         if profile is not None and not isinstance(profile, str):
