@@ -1,0 +1,246 @@
+"""SDK responses and stream chunks -> one shape (``Completion``, ``ChatDelta``, ``Usage``, ``ToolCall``).
+
+Pure: it reads attributes of the objects the ``openai`` and ``dashscope`` SDKs
+return (pydantic models, extras included) without importing either SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from qwen_nb.results import ChatDelta, ToolCall, Usage
+
+
+@dataclass
+class Completion:
+    """A finished answer as read off the wire, before the session adds who/where/cost."""
+
+    text: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    request_id: str | None = None
+    model: str | None = None
+    raw: Any = field(default=None, repr=False)
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    value = getattr(obj, name, None)
+    if value is None:
+        extra = getattr(obj, "model_extra", None)
+        if extra:
+            value = extra.get(name)
+    return value
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def finish(value: Any) -> str | None:
+    """A finish reason, with the native streams' ``"null"`` read as None."""
+    if value in (None, "", "null"):
+        return None
+    return str(value)
+
+
+def usage(obj: Any) -> Usage | None:
+    """``Usage`` from either SDK's usage object (or dict); None if there is none."""
+    if obj is None:
+        return None
+    prompt = _get(obj, "prompt_tokens")
+    if prompt is not None or _get(obj, "completion_tokens") is not None:  # compatible mode
+        inp, out = _int(prompt), _int(_get(obj, "completion_tokens"))
+        details = _get(obj, "completion_tokens_details")
+    else:  # native
+        inp, out = _int(_get(obj, "input_tokens")), _int(_get(obj, "output_tokens"))
+        details = _get(obj, "output_tokens_details")
+    reasoning = _int(_get(details, "reasoning_tokens"))
+    total = _int(_get(obj, "total_tokens")) or inp + out
+    return Usage(inp, out, reasoning, total)
+
+
+def _tool_call(call: Any) -> ToolCall:
+    fn = _get(call, "function")
+    return ToolCall(id=_get(call, "id") or "", name=_get(fn, "name") or "", arguments=_get(fn, "arguments") or "")
+
+
+def _message_fields(msg: Any) -> tuple[str, str, tuple[ToolCall, ...]]:
+    content = _get(msg, "content")
+    if isinstance(content, list):  # multimodal native answers: [{"text": ...}]
+        content = "".join(_get(p, "text") or "" for p in content)
+    reasoning = _get(msg, "reasoning_content") or ""
+    calls = tuple(_tool_call(c) for c in (_get(msg, "tool_calls") or ()))
+    return content or "", reasoning, calls
+
+
+def from_openai(resp: Any) -> Completion:
+    """``Completion`` from an ``openai`` ``ChatCompletion``."""
+    choices = _get(resp, "choices") or []
+    text = reasoning = ""
+    calls: tuple[ToolCall, ...] = ()
+    reason = None
+    if choices:
+        text, reasoning, calls = _message_fields(_get(choices[0], "message"))
+        reason = finish(_get(choices[0], "finish_reason"))
+    return Completion(
+        text=text,
+        reasoning=reasoning,
+        finish_reason=reason,
+        usage=usage(_get(resp, "usage")),
+        tool_calls=calls,
+        request_id=getattr(resp, "_request_id", None) or _get(resp, "id"),
+        model=_get(resp, "model"),
+        raw=resp,
+    )
+
+
+def from_native(resp: Any) -> Completion:
+    """``Completion`` from a ``dashscope`` 2.x ``ChatCompletion`` (native protocol)."""
+    choices = _get(resp, "choices") or []
+    text = reasoning = ""
+    calls: tuple[ToolCall, ...] = ()
+    reason = None
+    if choices:
+        text, reasoning, calls = _message_fields(_get(choices[0], "message"))
+        reason = finish(_get(choices[0], "finish_reason"))
+    headers = _get(resp, "headers") or {}
+    return Completion(
+        text=text,
+        reasoning=reasoning,
+        finish_reason=reason,
+        usage=usage(_get(resp, "usage")),
+        tool_calls=calls,
+        request_id=_get(resp, "request_id") or headers.get("x-request-id"),
+        model=_get(resp, "model"),
+        raw=resp,
+    )
+
+
+class StreamAccumulator:
+    """Folds stream chunks of either SDK into deltas and, at the end, one ``Completion``."""
+
+    __slots__ = ("text_parts", "reasoning_parts", "_calls", "usage", "finish_reason", "request_id", "model",
+                 "chunks", "keep_chunks")
+
+    def __init__(self, keep_chunks: bool = True) -> None:
+        self.text_parts: list[str] = []
+        self.reasoning_parts: list[str] = []
+        self._calls: list[dict[str, str]] = []
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.request_id: str | None = None
+        self.model: str | None = None
+        self.chunks: list[Any] = []
+        self.keep_chunks = keep_chunks
+
+    @property
+    def text(self) -> str:
+        """Answer text received so far."""
+        return "".join(self.text_parts)
+
+    @property
+    def reasoning(self) -> str:
+        """Thinking text received so far."""
+        return "".join(self.reasoning_parts)
+
+    @property
+    def finished(self) -> bool:
+        """True once the service sent a finish reason."""
+        return self.finish_reason is not None
+
+    def _merge_calls(self, deltas: Any) -> tuple[ToolCall, ...]:
+        deltas = list(deltas or ())
+        if deltas and all(_get(c, "index") is None for c in deltas):
+            # no index: a snapshot of every call so far (native), not fragments (compatible mode)
+            self._calls = [
+                {"id": _get(c, "id") or "", "name": _get(_get(c, "function"), "name") or "",
+                 "arguments": _get(_get(c, "function"), "arguments") or ""}
+                for c in deltas
+            ]
+            return tuple(_tool_call(c) for c in deltas)
+        new = []
+        for pos, call in enumerate(deltas):
+            index = _get(call, "index")
+            index = pos if index is None else int(index)
+            while len(self._calls) <= index:
+                self._calls.append({"id": "", "name": "", "arguments": ""})
+            slot = self._calls[index]
+            fn = _get(call, "function")
+            cid, name, args = _get(call, "id"), _get(fn, "name"), _get(fn, "arguments")
+            if cid:
+                slot["id"] = cid
+            if name:
+                slot["name"] = name if slot["name"] in ("", name) else slot["name"] + name
+            if args:
+                slot["arguments"] += args
+            new.append(ToolCall(id=cid or slot["id"], name=name or "", arguments=args or ""))
+        return tuple(new)
+
+    def feed(self, chunk: Any) -> ChatDelta | None:
+        """Take one chunk (either SDK); return the delta it carries, or None if it carries no text."""
+        if self.keep_chunks:
+            self.chunks.append(chunk)
+        if self.request_id is None:
+            self.request_id = _get(chunk, "request_id") or getattr(chunk, "_request_id", None) or _get(chunk, "id")
+        if self.model is None:
+            self.model = _get(chunk, "model")
+        u = usage(_get(chunk, "usage"))
+        if u is not None:
+            self.usage = u
+        choices = _get(chunk, "choices") or []
+        if not choices:
+            return None
+        choice = choices[0]
+        delta = _get(choice, "delta")
+        if delta is None:
+            delta = _get(choice, "message")
+        content = _get(delta, "content") or ""
+        if isinstance(content, list):
+            content = "".join(_get(p, "text") or "" for p in content)
+        reasoning = _get(delta, "reasoning_content") or ""
+        calls = self._merge_calls(_get(delta, "tool_calls"))
+        reason = finish(_get(choice, "finish_reason"))
+        if content:
+            self.text_parts.append(content)
+        if reasoning:
+            self.reasoning_parts.append(reasoning)
+        if reason:
+            self.finish_reason = reason
+        if not (content or reasoning or calls or reason):
+            return None
+        return ChatDelta(content=content, reasoning=reasoning, tool_calls=calls, finish_reason=reason)
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls assembled from the fragments so far."""
+        return tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in self._calls if c["name"] or c["id"])
+
+    def completion(self) -> Completion:
+        """What the stream amounts to so far."""
+        return Completion(
+            text=self.text,
+            reasoning=self.reasoning,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            tool_calls=self.tool_calls(),
+            request_id=self.request_id,
+            model=self.model,
+            raw=self.chunks if self.keep_chunks else None,
+        )
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count for text the service sent no usage for (about 4 characters a token, CJK 1)."""
+    if not text:
+        return 0
+    wide = sum(1 for ch in text if ord(ch) > 0x2E80)
+    return max(1, wide + (len(text) - wide + 3) // 4)

@@ -1,0 +1,420 @@
+"""Checking what a caller asked for and building one normalised request. Pure (reads image files only).
+
+Everything here runs before any network call: a bad prompt, parameter, image or
+model name becomes an ``InputError`` that says what is wrong and how to fix it.
+The result, ``ChatRequest``, is the same whichever SDK then sends it; the
+``openai_kwargs`` / ``native_kwargs`` helpers shape it for each SDK.
+
+Messages are kept in the OpenAI chat shape (``{"role", "content"}`` with content
+a string or a list of ``{"type": "text"|"image_url", ...}`` parts); native-shape
+parts (``{"text": ...}``, ``{"image": ...}``) are accepted and converted.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import mimetypes
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qwen_nb.catalog import MODELS, model_info, suggest
+from qwen_nb.errors import InputError
+
+APIS = ("openai", "dashscope")
+ROLES = ("system", "user", "assistant", "tool")
+
+#: generation parameters every call understands
+PARAMS = (
+    "temperature", "top_p", "max_tokens", "seed", "stop", "enable_thinking", "thinking_budget",
+    "response_format", "tools",
+)
+#: Qwen parameters passed through as they are (in ``extra_body`` on the compatible API)
+EXTRA_PARAMS = ("top_k", "presence_penalty", "repetition_penalty", "enable_search", "tool_choice",
+                "parallel_tool_calls")
+#: parameters that sit in ``extra_body`` for the openai SDK (not part of the OpenAI schema)
+OPENAI_EXTRA_BODY = ("enable_thinking", "thinking_budget", "top_k", "repetition_penalty", "enable_search")
+#: request-shaping arguments besides the generation parameters
+SHAPING = ("images", "system")
+
+#: a model id: letters, digits and . _ - : / (no spaces)
+_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,127}$")
+_URL_PREFIXES = ("http://", "https://", "data:", "oss://")
+#: the service's limit for an inline (base64) image
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One call, checked and normalised: model, messages (OpenAI shape) and parameters."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    #: only the parameters the caller gave
+    params: dict[str, Any] = field(default_factory=dict)
+    #: the messages carry images, or the model is a vision model (native multimodal endpoint)
+    vision: bool = False
+    #: whether thinking will be on (None: unknown model, service default)
+    thinking: bool | None = None
+    #: the service refuses a non-streaming call like this one: chat() streams internally
+    stream_only: bool = False
+
+
+# ------------------------------------------------------------------ checks
+
+
+def check_api(api: Any) -> str:
+    """``"openai"`` or ``"dashscope"``; anything else is an ``InputError``."""
+    if isinstance(api, str) and api.strip().lower() in APIS:
+        return api.strip().lower()
+    aliases = {"compatible": "openai", "compatible-mode": "openai", "oai": "openai", "native": "dashscope"}
+    if isinstance(api, str) and api.strip().lower() in aliases:
+        return aliases[api.strip().lower()]
+    raise InputError(
+        f"Unknown api {api!r}.",
+        fix='Use api="openai" (OpenAI-compatible endpoint, openai SDK) or api="dashscope" (native endpoint).',
+    )
+
+
+def check_model(model: Any) -> str:
+    """A model name that could exist; a did-you-mean for names that clearly are not models.
+
+    Names unknown to the catalog are allowed (the service has many more models).
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise InputError(f"Model must be a non-empty string, got {model!r}.", fix='Use e.g. model="qwen-plus".')
+    name = model.strip()
+    if not _MODEL_RE.match(name):
+        guess = suggest(name.replace(" ", "-").lower())
+        hint = f" Did you mean {guess!r}?" if guess else ""
+        raise InputError(
+            f"{model!r} is not a model name (model ids have no spaces or punctuation other than . _ - : /).{hint}",
+            fix=f"Known models include: {', '.join(list(MODELS)[:8])}, ...; list_models() shows all of yours.",
+        )
+    return name
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name} must be a number, got {value!r}.")
+    return float(value)
+
+
+def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate generation parameters; drop the ones set to None."""
+    out: dict[str, Any] = {}
+    known = PARAMS + EXTRA_PARAMS
+    for name, value in params.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known + SHAPING + ("model", "profile", "api"), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"Unknown parameter {name!r}.{hint}", fix=f"Parameters: {', '.join(PARAMS)}.")
+        if value is None:
+            continue
+        if name == "temperature":
+            t = _number(name, value)
+            if not 0 <= t < 2:
+                raise InputError(f"temperature must be in [0, 2), got {value!r}.",
+                                 fix="Use 0 for focused answers, around 0.7 for varied ones; below 2.")
+        elif name == "top_p":
+            p = _number(name, value)
+            if not 0 < p <= 1:
+                raise InputError(f"top_p must be in (0, 1], got {value!r}.", fix="Use e.g. top_p=0.8.")
+        elif name in ("max_tokens", "thinking_budget", "top_k"):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InputError(f"{name} must be a positive integer, got {value!r}.",
+                                 fix=f"Use e.g. {name}=512 (an int, not a float or string).")
+        elif name == "seed":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+                raise InputError(f"seed must be an integer in [0, 2**31), got {value!r}.")
+        elif name == "stop":
+            ok = isinstance(value, str) or (
+                isinstance(value, (list, tuple)) and value and all(isinstance(s, str) for s in value)
+            )
+            if not ok:
+                raise InputError(f"stop must be a string or a list of strings, got {value!r}.")
+            value = value if isinstance(value, str) else list(value)
+        elif name in ("enable_thinking", "enable_search", "parallel_tool_calls"):
+            if not isinstance(value, bool):
+                raise InputError(f"{name} must be True or False, got {value!r}.")
+        elif name == "response_format":
+            value = _response_format(value)
+        elif name == "tools":
+            value = _tools(value)
+        elif name in ("presence_penalty", "repetition_penalty"):
+            _number(name, value)
+        out[name] = value
+    return out
+
+
+def _response_format(value: Any) -> dict[str, Any]:
+    if value in ("json", "json_object"):
+        return {"type": "json_object"}
+    if value == "text":
+        return {"type": "text"}
+    if isinstance(value, Mapping) and value.get("type") in ("text", "json_object", "json_schema"):
+        return dict(value)
+    raise InputError(
+        f"response_format must be {{'type': 'json_object'}} (JSON mode), {{'type': 'text'}} or a json_schema "
+        f"dict, got {value!r}.",
+        fix='Use response_format={"type": "json_object"} (or the shortcut response_format="json") and ask for '
+        "JSON in the prompt.",
+    )
+
+
+def _tools(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InputError(f"tools must be a non-empty list of tool definitions, got {value!r}.")
+    out = []
+    for i, tool in enumerate(value):
+        if isinstance(tool, Mapping) and "function" not in tool and "name" in tool:
+            tool = {"type": "function", "function": dict(tool)}  # a bare function schema
+        fn = tool.get("function") if isinstance(tool, Mapping) else None
+        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise InputError(
+                f"tools[{i}] is not a function tool: {tool!r}.",
+                fix='Each tool is {"type": "function", "function": {"name": ..., "description": ..., '
+                '"parameters": {JSON schema}}}.',
+            )
+        out.append({"type": tool.get("type", "function"), "function": dict(fn)})
+    return out
+
+
+# ------------------------------------------------------------------ images
+
+
+def image_url(image: Any) -> str:
+    """A URL the service can read: URLs and data URLs as they are, local files as base64 data URLs."""
+    if isinstance(image, os.PathLike):
+        path = Path(image)
+    elif isinstance(image, str) and image.strip():
+        text = image.strip()
+        if text.startswith(_URL_PREFIXES):
+            return text
+        path = Path(text[len("file://"):] if text.startswith("file://") else text).expanduser()
+    else:
+        raise InputError(f"An image must be a URL or a local file path, got {image!r}.")
+    if not path.is_file():
+        raise InputError(
+            f"Image file {str(path)!r} does not exist (resolved to {str(path.resolve())!r}).",
+            fix="Check the path (relative paths start from the notebook's folder), or pass an http(s) URL.",
+        )
+    size = path.stat().st_size
+    if size * 4 / 3 > MAX_IMAGE_BYTES:
+        raise InputError(
+            f"Image {str(path)!r} is {size / 1e6:.1f} MB; inline images must stay under "
+            f"{MAX_IMAGE_BYTES / 1e6:.0f} MB once base64-encoded.",
+            fix="Resize or compress it, or upload it somewhere and pass its URL.",
+        )
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    if not mime.startswith("image/"):
+        raise InputError(f"{str(path)!r} does not look like an image ({mime}).",
+                         fix="Use a PNG, JPEG, WEBP, GIF or BMP file.")
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _image_list(images: Any) -> list[str]:
+    if images is None:
+        return []
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    if not isinstance(images, (list, tuple)) or not images:
+        raise InputError(f"images must be a URL, a path or a list of them, got {images!r}.")
+    return [image_url(i) for i in images]
+
+
+# ------------------------------------------------------------------ messages
+
+
+def _part(part: Any, where: str) -> tuple[dict[str, Any], bool]:
+    """One content part in OpenAI shape, and whether it is an image."""
+    if isinstance(part, str):
+        return {"type": "text", "text": part}, False
+    if not isinstance(part, Mapping):
+        raise InputError(f"{where} must be a dict content part, got {type(part).__name__}.")
+    kind = part.get("type")
+    if kind == "text" or (kind is None and "text" in part):
+        if not isinstance(part.get("text"), str):
+            raise InputError(f"{where} is a text part without a string 'text'.")
+        return {"type": "text", "text": part["text"]}, False
+    if kind in ("image_url", "image") or (kind is None and ("image" in part or "image_url" in part)):
+        url = part.get("image_url", part.get("image", part.get("url")))
+        detail = url.get("detail") if isinstance(url, Mapping) else None
+        if isinstance(url, Mapping):
+            url = url.get("url")
+        out: dict[str, Any] = {"type": "image_url", "image_url": {"url": image_url(url)}}
+        if detail:
+            out["image_url"]["detail"] = detail
+        return out, True
+    if kind in ("input_audio", "video_url", "video", "audio"):
+        return dict(part), True
+    raise InputError(
+        f"{where} is not a content part this library knows: {dict(part)!r}.",
+        fix='Use {"type": "text", "text": ...} or {"type": "image_url", "image_url": {"url": ...}}.',
+    )
+
+
+def _message(msg: Any, i: int) -> tuple[dict[str, Any], bool]:
+    where = f"messages[{i}]"
+    if not isinstance(msg, Mapping):
+        raise InputError(
+            f"{where} must be a dict with 'role' and 'content', got {type(msg).__name__} {msg!r}.",
+            fix='Use [{"role": "user", "content": "Hello"}] or simply pass the prompt string.',
+        )
+    role = msg.get("role")
+    if role not in ROLES:
+        raise InputError(f"{where} has unknown role {role!r}.", fix=f"Roles are: {', '.join(ROLES)}.")
+    out = dict(msg)
+    content = msg.get("content")
+    has_image = False
+    if isinstance(content, str):
+        pass
+    elif isinstance(content, (list, tuple)):
+        if not content:
+            raise InputError(f"{where} has an empty content list.")
+        parts = [_part(p, f"{where}.content[{j}]") for j, p in enumerate(content)]
+        out["content"] = [p for p, _ in parts]
+        has_image = any(img for _, img in parts)
+    elif content is None and role == "assistant" and msg.get("tool_calls"):
+        pass
+    else:
+        raise InputError(
+            f"{where} ({role}) content must be a string or a list of content parts, got "
+            f"{type(content).__name__} {content!r}.",
+            fix="Convert it to a string (str(...)), or use parts like [{'type': 'text', 'text': ...}].",
+        )
+    if role == "tool" and not msg.get("tool_call_id"):
+        raise InputError(f"{where} is a tool result without 'tool_call_id'.",
+                         fix="Copy the id of the tool call it answers (result.tool_calls[i].id).")
+    return out, has_image
+
+
+def check_messages(prompt_or_messages: Any) -> tuple[list[dict[str, Any]], bool]:
+    """Messages in OpenAI shape from a prompt string or a message list, and whether they carry images."""
+    if isinstance(prompt_or_messages, str):
+        if not prompt_or_messages.strip():
+            raise InputError("The prompt is empty.", fix="Pass some text, e.g. chat('Who are you?').")
+        return [{"role": "user", "content": prompt_or_messages}], False
+    if isinstance(prompt_or_messages, Mapping):
+        prompt_or_messages = [prompt_or_messages]
+    if not isinstance(prompt_or_messages, Sequence) or isinstance(prompt_or_messages, (bytes, bytearray)):
+        raise InputError(
+            f"Pass a prompt string or a list of messages, got {type(prompt_or_messages).__name__}.",
+            fix='chat("Hello") or chat([{"role": "user", "content": "Hello"}]).',
+        )
+    if not prompt_or_messages:
+        raise InputError("The message list is empty.", fix='Add at least one {"role": "user", "content": ...}.')
+    checked = [_message(m, i) for i, m in enumerate(prompt_or_messages)]
+    messages = [m for m, _ in checked]
+    if all(isinstance(m.get("content"), str) and not m["content"].strip() for m in messages):
+        raise InputError("Every message is empty.", fix="Put the question in the last user message.")
+    return messages, any(img for _, img in checked)
+
+
+def _attach_images(messages: list[dict[str, Any]], urls: list[str]) -> list[dict[str, Any]]:
+    """Put the images before the text of the last user message."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i]["role"] == "user":
+            msg = dict(messages[i])
+            content = msg.get("content")
+            parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+            msg["content"] = [{"type": "image_url", "image_url": {"url": u}} for u in urls] + parts
+            return messages[:i] + [msg] + messages[i + 1:]
+    raise InputError("images= needs a user message to attach them to.")
+
+
+# ------------------------------------------------------------------ the request
+
+
+def build_request(
+    prompt_or_messages: Any,
+    *,
+    model: str,
+    system: str | None = None,
+    images: Any = None,
+    **params: Any,
+) -> ChatRequest:
+    """Check everything and build the ``ChatRequest`` (raises ``InputError`` on bad input)."""
+    model = check_model(model)
+    messages, has_image = check_messages(prompt_or_messages)
+    checked = check_params(params)
+    if system is not None:
+        if not isinstance(system, str) or not system.strip():
+            raise InputError(f"system must be a non-empty string, got {system!r}.")
+        if messages[0]["role"] == "system":
+            raise InputError("Both system= and a system message were given.", fix="Give the system prompt once.")
+        messages = [{"role": "system", "content": system}] + messages
+    urls = _image_list(images)
+    if urls:
+        messages = _attach_images(messages, urls)
+        has_image = True
+    info = model_info(model)
+    if has_image and info is not None and not info.vision:
+        vision = [m.id for m in MODELS.values() if m.vision]
+        raise InputError(
+            f"Model {model!r} does not take images.",
+            fix=f"Use a vision model, e.g. {', '.join(vision)}.",
+        )
+    thinking: bool | None = checked.get("enable_thinking")
+    if info is not None:
+        if thinking and info.thinking == "never":
+            warnings.warn(f"{model!r} has no thinking mode; enable_thinking=True may be refused.", stacklevel=3)
+        if thinking is False and info.thinking == "always":
+            warnings.warn(f"{model!r} always thinks; enable_thinking=False may be refused.", stacklevel=3)
+        if thinking is None:
+            thinking = info.thinking == "always" or (info.thinking == "hybrid" and info.thinking_default)
+    stream_only = bool(info is not None and info.stream_only_thinking and thinking)
+    if "thinking_budget" in checked and thinking is False:
+        warnings.warn("thinking_budget has no effect with thinking off.", stacklevel=3)
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        params=checked,
+        vision=has_image or bool(info is not None and info.vision),
+        thinking=thinking,
+        stream_only=stream_only,
+    )
+
+
+def openai_kwargs(req: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    """Keyword arguments for ``OpenAI().chat.completions.create``."""
+    kw: dict[str, Any] = {"model": req.model, "messages": req.messages}
+    extra: dict[str, Any] = {}
+    for name, value in req.params.items():
+        if name in OPENAI_EXTRA_BODY:
+            extra[name] = value
+        else:
+            kw[name] = value
+    if extra:
+        kw["extra_body"] = extra
+    if stream:
+        kw["stream"] = True
+        kw["stream_options"] = {"include_usage": True}
+    return kw
+
+
+def native_messages(req: ChatRequest) -> list[dict[str, Any]]:
+    """Messages for the native endpoint: on the multimodal endpoint every content is a part list."""
+    if not req.vision:
+        return req.messages
+    out = []
+    for m in req.messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            m = {**m, "content": [{"type": "text", "text": content}]}
+        out.append(m)
+    return out
+
+
+def native_kwargs(req: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    """Keyword arguments for ``dashscope.Client().chat.completions.create`` (or ``multimodal.chat``)."""
+    kw: dict[str, Any] = {"model": req.model, "messages": native_messages(req), **req.params}
+    if stream:
+        kw["stream"] = True
+        kw["incremental_output"] = True
+    return kw

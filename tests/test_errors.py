@@ -1,0 +1,116 @@
+"""Error translation (pure): the right class, and a message that names who, where, what and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from qwen_nb.errors import (
+    AccessDeniedError,
+    AccountOverdueError,
+    ContentBlockedError,
+    ErrorContext,
+    InvalidKeyError,
+    InvalidParameterError,
+    ModelNotFoundError,
+    ModelNotGrantedError,
+    NetworkError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    ServiceFailure,
+    guided_error,
+    scrub,
+)
+from qwen_nb.profiles import Profile
+
+KEY_A = "sk-0123456789abcdef0123456789abcdef"
+KEY_B = "sk-fedcba9876543210fedcba9876543210"
+KEY_C = "sk-aaaabbbbccccddddeeeeffff00001111"
+
+
+def ctx(model="qwen-max", profile=None, **kw):
+    team = profile or Profile("team-a", region="ap-southeast-1", key=KEY_A, workspace="llm-aaa",
+                              models=("qwen-plus",))
+    others = (
+        Profile("default", region="ap-southeast-1", key=KEY_B),
+        Profile("beijing-lab", region="cn-beijing", key=KEY_C, workspace="llm-bbb", models=("qwen-max",)),
+    )
+    return ErrorContext(profile=team, region=team.region, region_label="Singapore (international)",
+                        base_url="https://dashscope-intl.aliyuncs.com/compatible-mode/v1", model=model,
+                        api="openai", others=others, **kw)
+
+
+def status(code, st, message="", **kw):
+    return ServiceFailure("status", status=st, code=code, message=message, request_id="rid-1",
+                          body={"code": code}, **kw)
+
+
+def test_invalid_key_mentions_region_base_url_and_other_region_profile():
+    err = guided_error(status("InvalidApiKey", 401, "Invalid API-key provided."), ctx())
+    assert isinstance(err, InvalidKeyError)
+    text = str(err)
+    assert "team-a" in text and "sk-…cdef" in text
+    assert "ap-southeast-1" in text and "https://dashscope-intl.aliyuncs.com/compatible-mode/v1" in text
+    assert "per region" in err.fix
+    assert "'beijing-lab' (cn-beijing)" in err.fix
+    assert err.request_id == "rid-1" and err.raw == {"code": "InvalidApiKey"} and err.status == 401
+
+
+def test_model_not_granted_says_how_to_grant_and_who_can_call_it():
+    err = guided_error(status("access_denied", 403, "Access denied."), ctx(model="qwen-max"))
+    assert isinstance(err, ModelNotGrantedError) and isinstance(err, AccessDeniedError)
+    assert "qwen-max" in err.message and "team-a" in err.message
+    assert "model permissions" in err.fix and "/api/v1/models/permissions" in err.fix
+    assert "llm-aaa.ap-southeast-1.maas.aliyuncs.com" in err.fix
+    assert "'default' (default workspace)" in err.fix
+    assert "'beijing-lab' (granted, cn-beijing)" in err.fix
+
+
+def test_unpurchased_is_not_a_grant_problem():
+    err = guided_error(status("AccessDenied.Unpurchased", 403, "not activated"), ctx())
+    assert type(err) is AccessDeniedError and "activate" in err.fix.lower()
+
+
+def test_unknown_model_did_you_mean():
+    err = guided_error(status("model_not_found", 404, "The model does not exist."),
+                       ctx(model="qwen-plsu", known_models=["qwen-plus", "qwen-max"]))
+    assert isinstance(err, ModelNotFoundError)
+    assert "Did you mean 'qwen-plus'?" in err.message
+
+
+def test_rate_limit_keeps_retry_after():
+    err = guided_error(status("Throttling.RateQuota", 429, "slow down", retry_after=3.0), ctx(attempts=4))
+    assert isinstance(err, RateLimitError) and err.retryable
+    assert err.retry_after == 3.0 and "3 s" in err.message and "4 attempt" in err.message
+
+
+@pytest.mark.parametrize(
+    "code, st, cls, retryable",
+    [
+        ("insufficient_quota", 429, QuotaExceededError, False),
+        ("DataInspectionFailed", 400, ContentBlockedError, False),
+        ("Arrearage", 400, AccountOverdueError, False),
+        ("InvalidParameter", 400, InvalidParameterError, False),
+        ("InternalError", 500, ServerError, True),
+        ("ServiceUnavailable", 503, ServerError, True),
+    ],
+)
+def test_classes(code, st, cls, retryable):
+    err = guided_error(status(code, st, "x"), ctx())
+    assert type(err) is cls
+    assert bool(getattr(err, "retryable", False)) is retryable
+    assert err.fix and "team-a" in str(err)
+
+
+def test_network_and_timeout():
+    err = guided_error(ServiceFailure("network", message="Connection refused"), ctx())
+    assert isinstance(err, NetworkError) and err.retryable and "could not be reached" in err.message
+    err = guided_error(ServiceFailure("timeout", message="read timeout"), ctx())
+    assert isinstance(err, NetworkError) and "timed out" in err.message
+
+
+def test_no_key_in_messages_even_if_the_service_echoes_one():
+    err = guided_error(status("InvalidApiKey", 401, f"bad key {KEY_A}"), ctx())
+    for text in (str(err), repr(err), err._repr_markdown_()):
+        assert KEY_A not in text and KEY_B not in text and KEY_C not in text
+    assert scrub(f"x {KEY_A} y") == "x sk-…cdef y"
