@@ -1,0 +1,91 @@
+"""The two ways to reach Model Studio, behind one small protocol.
+
+``openai_compat`` drives the ``openai`` SDK against ``/compatible-mode/v1``;
+``dashscope_native`` drives the ``dashscope`` 2.x SDK against ``/api/v1``.
+Each backend owns the SDK clients of one (profile, api) pair, configured per
+client (never through SDK globals), with the SDK's own retries off: the session
+retries. The SDKs are imported only when a backend is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from qwen_nb.errors import ServiceFailure
+    from qwen_nb.normalize import Completion
+    from qwen_nb.profiles import Profile
+    from qwen_nb.requests import ChatRequest
+
+#: seconds before a call is given up (thinking answers can take minutes)
+DEFAULT_TIMEOUT = 300.0
+
+
+class OpenStream(Protocol):
+    """An open HTTP stream: iterate for SDK chunks; ``close()`` drops the connection."""
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncOpenStream(Protocol):
+    """The asyncio twin of ``OpenStream``."""
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Backend(Protocol):
+    """One (profile, api) pair: its SDK clients and the calls qwen-nb makes through them."""
+
+    api: str
+    profile: Profile
+    base_url: str
+
+    def complete(self, req: ChatRequest) -> Completion:
+        """One non-streaming call."""
+
+    def stream(self, req: ChatRequest) -> OpenStream:
+        """Open a streaming call (errors before the first byte raise here)."""
+
+    async def acomplete(self, req: ChatRequest) -> Completion:
+        """``complete`` on asyncio."""
+
+    async def astream(self, req: ChatRequest) -> AsyncOpenStream:
+        """``stream`` on asyncio."""
+
+    def list_models(self) -> list[str]:
+        """Model ids the service lists for this key."""
+
+    def failure(self, exc: BaseException) -> ServiceFailure | None:
+        """Describe an exception raised by this backend's SDK, or None if it is not one."""
+
+    def close(self) -> None:
+        """Release the SDK clients."""
+
+
+def transport_failure(exc: BaseException) -> ServiceFailure | None:
+    """A ``ServiceFailure`` for a raw httpx / httpx2 transport error (raised mid-stream), else None."""
+    from qwen_nb.errors import ServiceFailure
+
+    for cls in type(exc).__mro__:
+        if cls.__module__.split(".")[0] in ("httpx", "httpx2") and cls.__name__ in (
+            "RequestError", "TransportError", "StreamError", "TimeoutException"
+        ):
+            kind = "timeout" if "Timeout" in type(exc).__name__ else "network"
+            return ServiceFailure(kind, message=f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def create_backend(api: str, profile: Profile, base_url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Backend:
+    """The backend for ``api`` (``"openai"`` or ``"dashscope"``)."""
+    if api == "openai":
+        from qwen_nb.backends.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(profile, base_url, timeout=timeout)
+    from qwen_nb.backends.dashscope_native import DashScopeNativeBackend
+
+    return DashScopeNativeBackend(profile, base_url, timeout=timeout)
