@@ -1,0 +1,125 @@
+"""``KeyEntry``: add a workspace key from the notebook without the key ever entering widget state.
+
+The key box is a ``Password`` whose value is taken out of the widget the moment it reaches
+the kernel: it is kept in a plain Python attribute (never a synced trait) until "Add key",
+then handed to ``Session.add_profile`` and dropped. The box never sends a key back to the
+frontend (its value always serialises as ""), and does not echo it to other frontends, so
+neither a live notebook nor one saved with widget state holds the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+from traitlets import Unicode
+
+from qwen_nb.errors import InputError, QwenNbError
+from qwen_nb.profiles import clean_key, mask_key
+from qwen_nb.regions import DEFAULT_REGION, regions
+from qwen_nb.widgets._common import error_html, note_html, resolve_session, view_state
+
+
+def _never_out(_value: str, _widget: Any) -> str:
+    return ""
+
+
+class KeyBox(widgets.Password):
+    """A ``Password`` box whose value is never sent from the kernel (no echo, serialised as "")."""
+
+    value = Unicode("", help="the typed key; cleared by its owner as soon as it arrives").tag(
+        sync=True, echo_update=False, to_json=_never_out
+    )
+
+
+class KeyEntry(widgets.VBox):
+    """Name, region, optional workspace id and a key box; "Add key" creates a session profile.
+
+    ``on_added(callback)`` registers ``callback(profile)`` for each profile added.
+    ``submit()`` is what the button does.
+    """
+
+    def __init__(self, session: Any = None, *, region: str | None = None, **kwargs: Any) -> None:
+        self.session = resolve_session(session)
+        self._pending: str | None = None  # the key, kernel-side only
+        self._callbacks: list[Callable[[Any], None]] = []
+        #: the last profile added, and the last error (plain state for tests and views)
+        self.last_profile: Any = None
+        self.last_error: BaseException | None = None
+        self.name = widgets.Text(description="Name", placeholder="e.g. team-a")
+        self.region = widgets.Dropdown(
+            options=[(f"{r.label} · {r.id}", r.id) for r in regions()],
+            value=region or DEFAULT_REGION,
+            description="Region",
+        )
+        self.workspace = widgets.Text(description="Workspace", placeholder="optional workspace id")
+        self.key = KeyBox(description="API key", placeholder="paste, then Enter or Add key", continuous_update=False)
+        self.button = widgets.Button(description="Add key", button_style="primary", icon="key")
+        self.message = widgets.HTML()
+        self.key.observe(self._take_key, names="value")
+        self.button.on_click(lambda _b: self.submit())
+        super().__init__(
+            children=[
+                widgets.HBox([self.name, self.region]),
+                widgets.HBox([self.workspace, self.key]),
+                widgets.HBox([self.button]),
+                self.message,
+            ],
+            **kwargs,
+        )
+
+    def on_added(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(profile)`` after each profile this entry adds."""
+        self._callbacks.append(callback)
+
+    @property
+    def has_key(self) -> bool:
+        """True when a key was received and waits for "Add key"."""
+        return bool(self._pending)
+
+    def _take_key(self, change: dict) -> None:
+        value = change["new"]
+        if not value:
+            return
+        self._pending = value
+        self.key.value = ""  # out of the widget at once
+        masked = mask_key(value.strip())
+        self.message.value = note_html(f"Key {masked} received (kept in the kernel only); press Add key.")
+
+    def submit(self) -> Any:
+        """Add the profile from the entered fields; returns it, or None (the message says why)."""
+        if self.key.value:  # a value set without the observer (should not happen): take it now
+            self._take_key({"new": self.key.value})
+        key, self._pending = self._pending, None
+        self.key.value = ""
+        self.last_error = None
+        try:
+            name = self.name.value.strip()
+            if not name:
+                raise InputError("The profile needs a name.", fix="Type a short name, e.g. team-a, then Add key.")
+            if not key:
+                raise InputError(
+                    "No key was entered.",
+                    fix="Paste the workspace's API key (Model Studio console, API-KEY page), then Add key.",
+                )
+            key = clean_key(key, source="key")
+            workspace = self.workspace.value.strip() or None
+            profile = self.session.add_profile(name, key, region=self.region.value, workspace=workspace)
+        except QwenNbError as err:
+            self.last_error = err
+            self.message.value = error_html(err) + note_html("The key was cleared; paste it again to retry.", "warn")
+            return None
+        finally:
+            key = None
+        view_state(self.session).forget(profile.name)
+        self.last_profile = profile
+        self.message.value = note_html(
+            f"Added profile {profile.name!r} ({profile.masked_key}, {self.region.label.split(' · ')[0]}"
+            + (f", workspace {profile.workspace}" if profile.workspace else "")
+            + "). The key is kept in the kernel only.",
+            "ok",
+        )
+        for callback in self._callbacks:
+            callback(profile)
+        return profile

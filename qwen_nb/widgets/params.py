@@ -1,0 +1,88 @@
+"""``ParamsBox``: temperature, max tokens, thinking on/off and budget, seed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+
+from qwen_nb.catalog import model_info
+from qwen_nb.widgets._common import resolve_session
+
+_ROW = widgets.Layout(width="22em")
+
+
+class ParamsBox(widgets.VBox):
+    """Request parameters as widgets; ``params()`` gives the keyword arguments for ``Session.chat``.
+
+    Linked to a ``ModelPicker`` (``model=``), the thinking switch follows the model: off and
+    disabled for models without thinking, on and disabled for thinking-only models, the
+    model's default for hybrid ones.
+    """
+
+    def __init__(self, session: Any = None, *, model: Any = None, **kwargs: Any) -> None:
+        self.session = resolve_session(session)
+        self.model_picker = model
+        self.temperature = widgets.FloatSlider(
+            value=0.7, min=0.0, max=1.99, step=0.05, description="Temperature", readout_format=".2f", layout=_ROW
+        )
+        self.max_tokens = widgets.BoundedIntText(
+            value=0, min=0, max=65_536, description="Max tokens", tooltip="0: the model's default", layout=_ROW
+        )
+        self.thinking = widgets.Checkbox(value=False, description="Thinking", indent=True)
+        self.thinking_budget = widgets.BoundedIntText(
+            value=0, min=0, max=1_000_000, description="Budget", tooltip="thinking tokens; 0: no limit", layout=_ROW
+        )
+        self.seed = widgets.BoundedIntText(
+            value=-1, min=-1, max=2**31 - 1, description="Seed", tooltip="-1: not fixed", layout=_ROW
+        )
+        self.thinking.observe(self._sync_budget, names="value")
+        super().__init__(
+            children=[
+                widgets.HBox([self.temperature, self.max_tokens]),
+                widgets.HBox([self.thinking, self.thinking_budget]),
+                self.seed,
+            ],
+            **kwargs,
+        )
+        if model is not None:
+            model.observe(lambda change: self.follow_model(change["new"]), names="value")
+            self.follow_model(model.value)
+        else:
+            self.follow_model(getattr(self.session, "default_model", None))
+        self._sync_budget()
+
+    def _sync_budget(self, _change: Any = None) -> None:
+        self.thinking_budget.disabled = not self.thinking.value
+
+    def follow_model(self, model: str | None) -> None:
+        """Set the thinking switch to what ``model`` supports."""
+        info = model_info(model) if model else None
+        if info is None:
+            self.thinking.disabled = False
+        elif info.thinking == "never":
+            self.thinking.value = False
+            self.thinking.disabled = True
+        elif info.thinking == "always":
+            self.thinking.value = True
+            self.thinking.disabled = True
+        else:
+            self.thinking.disabled = False
+            self.thinking.value = info.thinking_default
+        self._sync_budget()
+
+    def params(self) -> dict[str, Any]:
+        """Keyword arguments for ``Session.chat`` / ``stream_chat``; unset values left out."""
+        out: dict[str, Any] = {"temperature": round(float(self.temperature.value), 2)}
+        if self.max_tokens.value > 0:
+            out["max_tokens"] = int(self.max_tokens.value)
+        model = self.model_picker.value if self.model_picker is not None else None
+        info = model_info(model) if model else None
+        if info is None or info.thinking == "hybrid":
+            if self.thinking.value or info is not None:
+                out["enable_thinking"] = bool(self.thinking.value)
+        if self.thinking.value and self.thinking_budget.value > 0:
+            out["thinking_budget"] = int(self.thinking_budget.value)
+        if self.seed.value >= 0:
+            out["seed"] = int(self.seed.value)
+        return out

@@ -1,0 +1,329 @@
+"""Region, profile and model pickers and the API toggle.
+
+Each picker is an ordinary ipywidgets control (a ``Dropdown`` or ``ToggleButtons`` subclass
+with the stock frontend model), usable alone or linked:
+
+    region = RegionPicker(session)
+    profile = ProfilePicker(session, region=region)    # choosing a profile sets its region
+    model = ModelPicker(session, profile=profile)      # lists that profile's models
+
+The model list is fetched in a background thread (the kernel never waits on it) and cached
+per session and profile; until it arrives, and when it cannot be fetched, the catalog's
+models for the profile's region are shown. Models the workspace is known not to be granted
+are labelled ``(not granted)``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import ipywidgets as widgets
+from traitlets import Unicode
+
+from qwen_nb import catalog
+from qwen_nb.regions import DEFAULT_REGION, get_region, regions
+from qwen_nb.widgets._common import resolve_session, view_state
+
+NOT_GRANTED = "  (not granted)"
+_WIDE = widgets.Layout(width="max-content", min_width="16em")
+
+
+def set_options(dropdown: widgets.Dropdown, options: list[tuple[str, str]], value: str | None) -> None:
+    """Replace a dropdown's options and select ``value`` (else the first option) in one step.
+
+    A plain ``options =`` assignment selects the first option first, which would fire
+    value observers (and their linked pickers) with a transient choice.
+    """
+    dropdown._initializing_traits_ = True  # options bookkeeping only, no re-selection
+    try:
+        dropdown.options = options
+    finally:
+        dropdown._initializing_traits_ = False
+    values = [v for _, v in options]
+    index = values.index(value) if value in values else (0 if values else None)
+    if dropdown.index == index:
+        dropdown._notify_trait("index", index, index)  # same position, maybe another item
+    else:
+        dropdown.index = index
+
+
+def region_label(region_id: str) -> str:
+    """``Singapore (international)`` for ``ap-southeast-1``."""
+    try:
+        return get_region(region_id).label
+    except Exception:
+        return region_id
+
+
+class RegionPicker(widgets.Dropdown):
+    """A dropdown of Model Studio regions (value: the region id)."""
+
+    def __init__(self, session: Any = None, *, value: str | None = None, **kwargs: Any) -> None:
+        self.session = resolve_session(session)
+        options = [(f"{r.label} · {r.id}", r.id) for r in regions()]
+        if value is None:
+            try:
+                value = self.session.get_profile().region
+            except Exception:
+                value = DEFAULT_REGION
+        kwargs.setdefault("description", "Region")
+        kwargs.setdefault("layout", _WIDE)
+        super().__init__(options=options, value=get_region(value).id, **kwargs)
+
+
+def profile_label(profile: Any) -> str:
+    """``team-a · sk-…1a2b · Singapore (international) · ws ws-123``: the key masked."""
+    label = f"{profile.name} · {profile.masked_key} · {region_label(profile.region)}"
+    if profile.workspace:
+        label += f" · ws {profile.workspace}"
+    return label
+
+
+class ProfilePicker(widgets.Dropdown):
+    """A dropdown of the session's profiles by name (value: the profile name); keys shown masked.
+
+    Linked to a ``RegionPicker`` (``region=``), choosing a profile sets the region, and
+    choosing a region switches to the first profile of that region when the current
+    profile belongs to another one (``note`` then says what happened).
+    """
+
+    def __init__(
+        self, session: Any = None, *, region: RegionPicker | None = None, value: str | None = None, **kwargs: Any
+    ) -> None:
+        self.session = resolve_session(session)
+        self.region_picker = region
+        #: a short human note about the last automatic change (or a mismatch); "" if none
+        self.note = ""
+        kwargs.setdefault("description", "Profile")
+        kwargs.setdefault("layout", _WIDE)
+        super().__init__(options=self._options(), **kwargs)
+        if value is None:
+            try:
+                value = self.session.get_profile().name
+            except Exception:
+                value = None
+        if value is not None and value in self._names():
+            self.value = value
+        self.observe(self._on_profile, names="value")
+        if region is not None:
+            region.observe(self._on_region, names="value")
+            self._on_profile({"new": self.value})
+
+    def _names(self) -> list[str]:
+        return [p.name for p in self.session.profiles()]
+
+    def _options(self) -> list[tuple[str, str]]:
+        return [(profile_label(p), p.name) for p in self.session.profiles()]
+
+    @property
+    def profile(self) -> Any:
+        """The selected ``Profile`` (None if the session has none)."""
+        return self.session.get_profile(self.value) if self.value else None
+
+    def refresh(self, select: str | None = None) -> None:
+        """Re-read the session's profiles (after ``add_profile``); optionally select one."""
+        set_options(self, self._options(), select or self.value)
+
+    def _on_profile(self, change: dict) -> None:
+        name = change["new"]
+        if not name or self.region_picker is None:
+            return
+        region = self.session.get_profile(name).region
+        self.note = ""
+        if self.region_picker.value != region:
+            self.region_picker.value = region
+
+    def _on_region(self, change: dict) -> None:
+        region = change["new"]
+        current = self.profile
+        if current is None or current.region == region:
+            self.note = ""
+            return
+        for p in self.session.profiles():
+            if p.region == region:
+                self.value = p.name
+                self.note = f"Switched to profile {p.name!r}: keys work only in their own region."
+                return
+        self.note = (
+            f"No profile for {region_label(region)}: profile {current.name!r} is a "
+            f"{region_label(current.region)} key, and keys work only in their own region. "
+            "Add a key for that region (KeyEntry), or pick another region."
+        )
+
+
+class ApiToggle(widgets.ToggleButtons):
+    """OpenAI-compatible or DashScope native protocol (value: "openai" or "dashscope")."""
+
+    def __init__(self, session: Any = None, *, value: str | None = None, **kwargs: Any) -> None:
+        self.session = resolve_session(session)
+        if value is None:
+            value = getattr(self.session, "default_api", None) or "openai"
+        kwargs.setdefault("description", "API")
+        kwargs.setdefault("tooltips", ["openai SDK → /compatible-mode/v1", "dashscope SDK → /api/v1"])
+        super().__init__(options=[("OpenAI-compatible", "openai"), ("DashScope", "dashscope")], value=value, **kwargs)
+
+
+class ModelPicker(widgets.Dropdown):
+    """A dropdown of the models a profile's workspace can call (value: the model id).
+
+    ``profile`` is a ``ProfilePicker`` to follow, a profile name, or None for the session's
+    default profile. ``source`` says where the list came from: "catalog" (fallback, also while
+    the workspace list loads) or "workspace".
+    """
+
+    #: where the current list came from (not synced: a plain status for views and tests)
+    source = Unicode("catalog")
+
+    def __init__(
+        self,
+        session: Any = None,
+        *,
+        profile: ProfilePicker | str | None = None,
+        value: str | None = None,
+        fetch: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.session = resolve_session(session)
+        self.profile_source = profile
+        self.fetch = fetch
+        #: why the workspace list could not be fetched, if it could not
+        self.fetch_error: BaseException | None = None
+        self._gen = 0
+        self._done = threading.Event()
+        self._done.set()
+        self._lock = threading.Lock()
+        self._show_lock = threading.RLock()
+        self._ids: list[str] = []
+        self._wanted = value or getattr(self.session, "default_model", None) or "qwen-plus"
+        kwargs.setdefault("description", "Model")
+        kwargs.setdefault("layout", _WIDE)
+        super().__init__(options=[], **kwargs)
+        self.observe(self._on_value, names="value")
+        if isinstance(profile, ProfilePicker):
+            profile.observe(lambda _change: self.refresh(), names="value")
+        self.refresh()
+
+    # -- what to list ---------------------------------------------------------------
+    @property
+    def profile_name(self) -> str | None:
+        """The profile whose models are listed."""
+        src = self.profile_source
+        if isinstance(src, ProfilePicker):
+            return src.value
+        if isinstance(src, str):
+            return src
+        try:
+            return self.session.get_profile().name
+        except Exception:
+            return None
+
+    def _profile(self) -> Any:
+        name = self.profile_name
+        if name is None:
+            return None
+        try:
+            return self.session.get_profile(name)
+        except Exception:
+            return None
+
+    def _catalog_ids(self, region: str) -> list[str]:
+        return [m.id for m in catalog.models(region)]
+
+    def not_granted(self) -> set[str]:
+        """Models of the listed profile known not to be granted (grants list, or a refused call)."""
+        prof = self._profile()
+        if prof is None:
+            return set()
+        denied = view_state(self.session).denied(prof.name)
+        if prof.models is not None:
+            denied |= {m for m in self._ids if m not in prof.models}
+        return denied
+
+    def label_for(self, model: str) -> str:
+        """The option label for ``model``."""
+        return model + (NOT_GRANTED if model in self.not_granted() else "")
+
+    # -- refreshing -----------------------------------------------------------------
+    def refresh(self, *, force: bool = False) -> None:
+        """Show the profile's models: cached list or catalog now, the workspace list when it arrives."""
+        prof = self._profile()
+        with self._lock:
+            self._gen += 1
+            gen = self._gen
+        if prof is None:
+            self._show([], "catalog")
+            return
+        state = view_state(self.session)
+        key = (prof.name, "openai")
+        if force:
+            with state.lock:
+                state.models.pop(key, None)
+        with state.lock:
+            cached = state.models.get(key)
+        if cached is not None:
+            self._show(cached, "workspace")
+            return
+        self._show(self._catalog_ids(prof.region), "catalog")
+        if not self.fetch:
+            return
+        self._done.clear()
+        threading.Thread(target=self._fetch, args=(gen, prof.name, key), name="qwen-nb-models", daemon=True).start()
+
+    def _fetch(self, gen: int, name: str, key: tuple[str, str]) -> None:
+        try:
+            ids = list(self.session.list_models(name))
+        except Exception as err:  # shown as "catalog" with the reason kept for views
+            with self._lock:
+                if gen == self._gen:
+                    self.fetch_error = err
+                    self._done.set()
+            return
+        state = view_state(self.session)
+        with state.lock:
+            state.models[key] = ids
+        with self._lock:
+            current = gen == self._gen
+        if current:
+            self.fetch_error = None
+            self._show(ids, "workspace")
+            self._done.set()
+
+    def wait(self, timeout: float | None = 10.0) -> bool:
+        """Wait for a background model-list fetch to finish; True if none is running any more."""
+        return self._done.wait(timeout)
+
+    def relabel(self) -> None:
+        """Recompute the ``(not granted)`` labels (after a refused call)."""
+        self._show(list(self._ids), self.source)
+
+    def _show(self, ids: list[str], source: str) -> None:
+        with self._show_lock:
+            self._show_locked(ids, source)
+
+    def _show_locked(self, ids: list[str], source: str) -> None:
+        ids = list(dict.fromkeys(ids))
+        prof = self._profile()
+        if prof is not None and prof.models is not None:
+            # grants known: also list the region's other models, marked not granted
+            ids += [m for m in self._catalog_ids(prof.region) if m not in ids]
+        if not ids and self._wanted:
+            ids = [self._wanted]
+        self._ids = ids
+        denied = self.not_granted()
+        ordered = [m for m in ids if m not in denied] + [m for m in ids if m in denied]
+        options = [(self.label_for(m), m) for m in ordered]
+        self.source = source
+        if self._wanted in ordered:
+            choice = self._wanted
+        else:
+            choice = next((m for m in ordered if m not in denied), ordered[0] if ordered else None)
+        self._setting = True
+        try:
+            set_options(self, options, choice)
+        finally:
+            self._setting = False
+
+    def _on_value(self, change: dict) -> None:
+        if not getattr(self, "_setting", False) and change["new"]:
+            self._wanted = change["new"]

@@ -1,0 +1,319 @@
+"""Widgets against the local emulator: their own handlers (set .value, button.click()), real SDKs over loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from qwen_nb.errors import InputError, ModelNotGrantedError
+from qwen_nb.widgets import ApiToggle, KeyEntry, ModelPicker, ParamsBox, Playground, ProfilePicker, RegionPicker
+from qwen_nb.widgets._common import view_state
+from qwen_nb.widgets.pickers import NOT_GRANTED
+
+
+def chat_requests(emu) -> list:
+    return [r for r in emu.requests if r.method == "POST" and ("chat/completions" in r.path or "generation" in r.path)]
+
+
+def model_requests(emu) -> list:
+    return [r for r in emu.requests if r.method == "GET" and r.path.endswith("/models")]
+
+
+def until(predicate, timeout: float = 10.0) -> bool:
+    """Poll for a condition (not a timing assert: only a guard against hanging)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+@pytest.fixture
+def pg(session):
+    p = Playground(session)
+    p.model.wait()
+    yield p
+    p.stop()
+    p.wait(5)
+
+
+# ----------------------------------------------------------------------------- pickers
+
+
+def test_profile_switch_sets_region_and_lists_that_workspace_models(session, emu):
+    region = RegionPicker(session)
+    profile = ProfilePicker(session, region=region)
+    model = ModelPicker(session, profile=profile)
+    assert model.wait(10)
+    assert (profile.value, region.value, model.source) == ("default", "ap-southeast-1", "workspace")
+    assert "qwen-max" in model.options[0][0] or "qwen-max" in [v for _, v in model.options]
+
+    profile.value = "beijing-lab"
+    assert region.value == "cn-beijing"
+    assert model.wait(10)
+    assert model.source == "workspace"
+    labels = dict((v, lab) for lab, v in model.options)
+    granted = ["qwen-plus", "qwen-turbo", "qwen3-8b"]
+    assert [v for _, v in model.options][:3] == granted  # granted first
+    assert all(labels[m] == m for m in granted)
+    assert labels["qwen-max"] == "qwen-max" + NOT_GRANTED
+    assert model.value == "qwen-plus"
+    assert any("/cn-beijing/ws/" in r.path for r in model_requests(emu))
+
+    profile.value = "team-a"
+    assert region.value == "ap-southeast-1"
+    assert model.wait(10)
+    assert model.label_for("qwen-max") == "qwen-max  (not granted)"
+    assert model.value == "qwen-plus"  # kept across profiles when granted
+
+    # cached: coming back does not fetch the list again
+    before = len(model_requests(emu))
+    profile.value = "beijing-lab"
+    assert model.wait(10) and model.source == "workspace"
+    assert len(model_requests(emu)) == before
+
+
+def test_region_choice_switches_to_a_profile_of_that_region(session):
+    region = RegionPicker(session)
+    profile = ProfilePicker(session, region=region)
+    region.value = "cn-beijing"
+    assert session.get_profile(profile.value).region == "cn-beijing"
+    assert "keys work only in their own region" in profile.note
+    region.value = "cn-hongkong"  # no profile there: the choice stays, the note says why
+    assert session.get_profile(profile.value).region == "cn-beijing"
+    assert "No profile for Hong Kong" in profile.note
+
+
+def test_model_list_falls_back_to_the_catalog_when_the_workspace_list_fails(session, emu):
+    emu.set_faults(fail_next=10, fail_status=503)
+    model = ModelPicker(session, profile="team-b")
+    assert model.wait(15)
+    assert model.source == "catalog"
+    assert model.fetch_error is not None
+    ids = [v for _, v in model.options]
+    assert "qwen-plus" in ids and "qwen-max" in ids
+    # team-b's grants are known: the others are marked
+    assert model.label_for("qwen-flash").endswith(NOT_GRANTED)
+
+
+def test_api_toggle_and_params_follow_the_model(session):
+    api = ApiToggle(session)
+    assert api.value == "openai"
+    api.value = "dashscope"
+    model = ModelPicker(session, profile="default", fetch=False)
+    params = ParamsBox(session, model=model)
+    model.value = "qwq-plus"  # thinking only
+    assert params.thinking.value is True and params.thinking.disabled
+    model.value = "qwen-max"  # no thinking
+    assert params.thinking.value is False and params.thinking.disabled
+    assert "enable_thinking" not in params.params()
+    model.value = "qwen-plus"  # hybrid, off by default
+    assert not params.thinking.disabled and params.thinking.value is False
+    params.thinking.value = True
+    params.thinking_budget.value = 64
+    params.max_tokens.value = 100
+    params.seed.value = 7
+    params.temperature.value = 0.3
+    assert params.params() == {
+        "temperature": 0.3, "max_tokens": 100, "enable_thinking": True, "thinking_budget": 64, "seed": 7,
+    }
+
+
+# ----------------------------------------------------------------------------- playground
+
+
+def test_send_streams_and_completes(pg, emu):
+    pg.prompt.value = "Who are you?"
+    pg.send_button.click()
+    assert pg.wait(15)
+    assert not pg.busy
+    assert pg.last_error is None, pg.error.value
+    assert pg.answer_text.startswith("I am Qwen")
+    assert pg.last_result.text == pg.answer_text
+    assert pg.updates_sent >= 1
+    shown = pg.answer.outputs[-1]["data"]["text/markdown"]
+    assert shown == pg.answer_text  # the final push shows everything
+    assert "out" in pg.usage.value and "ms" in pg.usage.value  # tokens and latency
+    assert pg.history == [
+        {"role": "user", "content": "Who are you?"},
+        {"role": "assistant", "content": pg.answer_text},
+    ]
+    assert pg.prompt.value == ""
+    (req,) = chat_requests(emu)
+    assert req.body["stream"] is True and req.body["model"] == "qwen-plus"
+    assert pg.send_button.disabled is False and pg.stop_button.disabled is True
+
+
+def test_thinking_text_goes_to_the_collapsible_section(pg):
+    pg.model.value = "qwen-plus"
+    pg.params.thinking.value = True
+    assert pg.send("Explain tea")
+    assert pg.wait(15) and pg.last_error is None, pg.error.value
+    assert pg.reasoning_text
+    assert pg.thinking_box.layout.display is None  # shown
+    assert pg.thinking_box.selected_index is None  # collapsed
+    assert pg.last_result.reasoning == pg.reasoning_text
+
+
+def test_native_api_is_used_when_toggled(pg, emu):
+    pg.api.value = "dashscope"
+    assert pg.send("Who are you?") and pg.wait(15)
+    assert pg.last_error is None, pg.error.value
+    assert pg.last_result.api == "dashscope"
+    assert "/api/v1/services/aigc/text-generation/generation" in chat_requests(emu)[-1].path
+
+
+def test_stop_cancels_and_keeps_the_partial_answer(pg, emu, session):
+    full = session.chat("Tell me about the ocean tides").text
+    emu.set_faults(tokens_per_second=40)
+    assert pg.send("Tell me about the ocean tides")
+    assert until(lambda: len(pg.answer_text) > 10)
+    pg.stop_button.click()
+    assert pg.wait(5)
+    assert not pg.busy
+    assert 0 < len(pg.answer_text) < len(full)
+    assert full.startswith(pg.answer_text)
+    assert pg.last_result is not None and pg.last_result.finish_reason == "cancelled"
+    assert pg.last_error is None
+    assert "Stopped" in pg.status.value
+    assert pg.history[-1] == {"role": "assistant", "content": pg.answer_text}
+    statuses = [r.status for r in session.ledger.records()]
+    assert "interrupted" in statuses
+
+
+def test_second_send_while_streaming_is_refused(pg, emu):
+    emu.set_faults(tokens_per_second=40)
+    assert pg.send("Tell me about rivers")
+    pg.prompt.value = "And lakes?"
+    pg.send_button.click()
+    assert pg.refused == 1
+    assert "Still answering" in pg.status.value
+    assert pg.prompt.value == "And lakes?"  # not consumed
+    pg.stop()
+    assert pg.wait(5)
+    assert len(chat_requests(emu)) == 1
+
+
+def test_access_denied_shows_guidance_and_marks_the_model(pg, emu, session):
+    pg.profile.value = "team-a"
+    assert pg.model.wait(10)
+    assert pg.send("Who are you?") and pg.wait(15)  # granted model: one turn in the history
+    history = [dict(m) for m in pg.history]
+    view_state(session).not_granted.clear()
+
+    pg.model.value = "qwen-max"
+    pg.prompt.value = "Hello"
+    pg.send_button.click()
+    assert pg.wait(15)
+    assert isinstance(pg.last_error, ModelNotGrantedError)
+    panel = pg.error.value
+    assert "ModelNotGrantedError" in panel and "How to fix" in panel and "qwen-max" in panel
+    assert "Traceback" not in panel
+    assert emu.key("team-a") not in panel
+    assert "qwen-max" in view_state(session).denied("team-a")
+    assert dict((v, lab) for lab, v in pg.model.options)["qwen-max"] == "qwen-max" + NOT_GRANTED
+    assert pg.history == history  # a failure never loses history
+    assert pg.prompt.value == "Hello"  # and the prompt comes back
+    assert not pg.busy
+
+
+def test_history_accumulates_is_sent_and_clears(pg, emu):
+    assert pg.send("Hello") and pg.wait(15)
+    assert pg.send("What is 2+2?") and pg.wait(15)
+    assert [m["role"] for m in pg.history] == ["user", "assistant", "user", "assistant"]
+    assert pg.history[-1]["content"] == "2 + 2 = 4."
+    sent = chat_requests(emu)[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert "2 turns" in pg.history_box.get_title(0)
+    pg.clear_button.click()
+    assert pg.history == []
+    assert "0 turns" in pg.history_box.get_title(0)
+
+
+def test_empty_prompt_and_region_mismatch_are_refused_before_any_call(pg, emu):
+    assert not pg.send("   ")
+    assert isinstance(pg.last_error, InputError) and "prompt is empty" in pg.error.value
+    pg.region.value = "cn-hongkong"
+    assert "No profile for Hong Kong" in pg.status.value
+    assert not pg.send("Hello")
+    assert "keys work only in their own region" in pg.error.value
+    assert chat_requests(emu) == []
+
+
+def test_show_code_uses_the_current_choices(pg, emu):
+    pg.profile.value = "team-b"
+    pg.model.wait(10)
+    pg.model.value = "qwen-max"
+    pg.code_toggle.value = True
+    code = pg.code.outputs[-1]["data"]["text/markdown"]
+    assert "```python" in code and "qwen-max" in code and "DASHSCOPE_API_KEY" in code
+    assert emu.key("team-b") not in code
+    pg.code_language.value = "curl"
+    assert "curl" in pg.code.outputs[-1]["data"]["text/markdown"]
+    pg.code_toggle.value = False
+    assert pg.code_box.layout.display == "none"
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def test_key_entry_clears_the_box_and_adds_the_profile(session, emu):
+    key = emu.key("team-b")
+    entry = KeyEntry(session)
+    entry.name.value = "mine"
+    entry.workspace.value = emu.config.workspace("team-b").id
+    entry.key.value = key
+    assert entry.key.value == ""  # moved out of the widget at once
+    assert entry.key.get_state()["value"] == ""
+    assert entry.has_key
+    entry.button.click()
+    profile = session.get_profile("mine")
+    assert profile.key == key and profile.workspace == entry.workspace.value
+    assert profile.masked_key in entry.message.value and key not in entry.message.value
+    assert not entry.has_key
+    for w in (entry.name, entry.workspace, entry.key, entry.message, entry.region):
+        assert key not in str(w.get_state())
+    # the new profile works
+    assert session.chat("Who are you?", profile="mine", model="qwen-max").text.startswith("I am Qwen")
+
+
+def test_key_box_never_sends_a_key_out(session):
+    entry = KeyEntry(session)
+    entry.key.unobserve_all("value")  # even a value nobody took is serialised as ""
+    entry.key.value = "sk-" + "Q" * 28
+    assert entry.key.get_state()["value"] == ""
+    assert entry.key.trait_metadata("value", "echo_update") is False
+
+
+def test_invalid_key_gives_guidance_and_is_cleared(session):
+    entry = KeyEntry(session)
+    entry.name.value = "broken"
+    entry.key.value = "not a key at all"
+    entry.button.click()
+    assert entry.key.value == "" and not entry.has_key
+    assert "How to fix" in entry.message.value and "paste it again" in entry.message.value
+    assert "not a key at all" not in entry.message.value
+    assert "broken" not in [p.name for p in session.profiles()]
+    entry.name.value = ""
+    entry.key.value = "sk-" + "Z" * 30
+    assert entry.submit() is None and "needs a name" in entry.message.value
+
+
+def test_key_added_in_the_playground_appears_in_the_picker_and_is_usable(pg, emu):
+    key = emu.key("beijing-lab")
+    entry = pg.key_entry
+    entry.name.value = "lab"
+    entry.region.value = "cn-beijing"
+    entry.workspace.value = emu.config.workspace("beijing-lab").id
+    entry.key.value = key
+    entry.button.click()
+    labels = [lab for lab, _ in pg.profile.options]
+    assert any(lab.startswith("lab · sk-…" + key[-4:]) for lab in labels)
+    assert all(key not in lab for lab in labels)
+    assert pg.profile.value == "lab" and pg.region.value == "cn-beijing"
+    assert pg.model.wait(10) and pg.model.value == "qwen-plus"
+    assert pg.send("Who are you?") and pg.wait(15)
+    assert pg.last_error is None, pg.error.value
+    assert pg.last_result.region == "cn-beijing"
