@@ -1,0 +1,277 @@
+"""IPython magics: ``%%qwen`` (a cell as the prompt), ``%qwen_profiles``, ``%qwen_usage``.
+
+``%load_ext qwen_nb`` registers them. They are thin: the work is done by the
+default session (``qwen_nb.session.default_session()``); errors are shown as
+the guided ``QwenNbError`` message, bad options as the usage line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from IPython.core import magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.display import display
+
+from qwen_nb.errors import InputError, QwenNbError
+
+#: display pushes per second while a ``--stream`` answer grows
+STREAM_RATE = 10.0
+
+# {name}, {name.attr}, {name[0]}, with optional !r / !s / !a and :format; {{ and }} are escapes.
+_FIELD = re.compile(
+    r"\{\{|\}\}|\{(?P<field>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]{}]*\])*)"
+    r"(?:!(?P<conv>[rsa]))?(?::(?P<spec>[^{}]*))?\}"
+)
+_FORMATTER = string.Formatter()
+
+
+def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
+    """Replace ``{name}`` (also ``{obj.attr}``, ``{seq[0]}``, ``{x:.2f}``) with values from ``namespace``.
+
+    ``{{`` and ``}}`` stand for literal braces. Braces that do not hold a name
+    (``function() { return 1; }``, JSON) are left as they are.
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        whole = m.group(0)
+        if whole in ("{{", "}}"):
+            return whole[0]
+        field = m.group("field")
+        try:
+            value, _ = _FORMATTER.get_field(field, (), namespace)
+        except KeyError as e:
+            name = field.split(".")[0].split("[")[0]
+            if name not in namespace:
+                raise InputError(
+                    f"{{{field}}} in the prompt names {name!r}, which is not defined in the notebook.",
+                    fix=f"Define {name} in a cell above, or write {{{{{field}}}}} to send the braces literally.",
+                ) from None
+            raise InputError(f"{{{field}}} in the prompt: no item {e}.") from None
+        except (AttributeError, IndexError, TypeError) as e:
+            raise InputError(f"{{{field}}} in the prompt could not be read: {e}.") from None
+        value = _FORMATTER.convert_field(value, m.group("conv"))
+        try:
+            return _FORMATTER.format_field(value, m.group("spec") or "")
+        except (ValueError, TypeError) as e:
+            raise InputError(f"{{{field}:{m.group('spec')}}} in the prompt: {e}.") from None
+
+    return _FIELD.sub(sub, text)
+
+
+def _md_cell(value: Any) -> str:
+    return html.escape("" if value is None else str(value)).replace("|", "\\|").replace("\n", " ")
+
+
+class ProfileTable:
+    """The session's profiles with masked keys; the default one marked."""
+
+    COLUMNS = ("name", "region", "workspace", "key", "models", "budget", "source")
+
+    def __init__(self, rows: list[dict[str, Any]], default: str | None = None, on_emulator: bool = False) -> None:
+        self.rows = rows
+        self.default = default
+        self.on_emulator = on_emulator
+
+    def _repr_markdown_(self) -> str:
+        head = "| " + " | ".join(self.COLUMNS) + " |\n|" + "---|" * len(self.COLUMNS) + "\n"
+        body = ""
+        for row in self.rows:
+            cells = [_md_cell(row.get(c)) for c in self.COLUMNS]
+            if row.get("name") == self.default:
+                cells[0] = f"**{cells[0]}** (default)"
+            body += "| " + " | ".join(cells) + " |\n"
+        note = "\n*Profiles of the local emulator (no real key configured).*\n" if self.on_emulator else ""
+        return head + body + note if self.rows else "*No profiles.*\n"
+
+    def __repr__(self) -> str:
+        lines = ["  ".join(self.COLUMNS)]
+        lines += ["  ".join(str(r.get(c) if r.get(c) is not None else "") for c in self.COLUMNS) for r in self.rows]
+        return "\n".join(lines)
+
+
+def _partial_markdown(text: str, reasoning: str, note: str = "") -> str:
+    parts = []
+    if reasoning:
+        quoted = "\n".join("> " + line for line in reasoning.splitlines())
+        parts.append(f"<details{' open' if not text else ''}><summary>Thinking</summary>\n\n{quoted}\n\n</details>\n")
+    parts.append(text or "*…*")
+    if note:
+        parts.append(f"\n\n{note}")
+    return "\n".join(parts)
+
+
+def _usage_line(func: Callable) -> str:
+    text = func.parser.format_usage().strip().removeprefix("::").strip()
+    text = " ".join(text.split())  # IPython's RST layout, as one line
+    name = text.split()[0] if text else "%qwen"
+    return f"usage: {text}\n(see {name}? for the options)"
+
+
+def _parse(func: Callable, line: str) -> Any:
+    """Parse magic options; on a bad option print the error and the usage line, return None."""
+    try:
+        return magic_arguments.parse_argstring(func, line)
+    except UsageError as e:
+        print(f"UsageError: {e}\n{_usage_line(func)}", file=sys.stderr)
+        return None
+
+
+def _bundle(markdown: str, plain: str) -> dict[str, str]:
+    return {"text/markdown": markdown, "text/plain": plain}
+
+
+def _show_error(err: QwenNbError) -> None:
+    """The guided message (what went wrong, how to fix it), not a traceback."""
+    display(_bundle(err._repr_markdown_(), str(err)), raw=True)
+
+
+@magics_class
+class QwenMagics(Magics):
+    """``%%qwen``, ``%qwen_profiles``, ``%qwen_usage``."""
+
+    def _session(self) -> Any:
+        from qwen_nb.session import default_session
+
+        return default_session()
+
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("-m", "--model", help="model id, e.g. qwen-plus (default: the session's)")
+    @magic_arguments.argument("-p", "--profile", help="profile (workspace) name (default: the session's)")
+    @magic_arguments.argument("--api", choices=("openai", "dashscope"), help="protocol (default: the session's)")
+    @magic_arguments.argument("--stream", action="store_true", help="show the answer as it grows")
+    @magic_arguments.argument("--thinking", action="store_true", help="turn thinking on (enable_thinking)")
+    @magic_arguments.argument("--no-thinking", action="store_true", help="turn thinking off")
+    @magic_arguments.argument("-s", "--system", help="system prompt (quote it)")
+    @magic_arguments.argument("-t", "--temperature", type=float, help="sampling temperature")
+    @magic_arguments.argument("--max-tokens", type=int, help="cap on output tokens")
+    @magic_arguments.argument("-o", "--output", metavar="VAR", help="store the ChatResult in this variable")
+    @magic_arguments.argument("--raw", action="store_true", help="send the text as is: no {name} interpolation")
+    @magic_arguments.argument("prompt", nargs="*", help="(line magic) the prompt; in a cell, the cell body")
+    @line_cell_magic
+    def qwen(self, line: str, cell: str | None = None) -> None:
+        """Send the cell (or the rest of the line) to a Qwen model; show the answer as Markdown.
+
+        ``{name}`` in the prompt is replaced with the notebook variable ``name``; ``{{`` / ``}}``
+        are literal braces.
+        """
+        args = _parse(self.qwen, line)
+        if args is None:
+            return None
+        text = cell if cell is not None else " ".join(args.prompt)
+        if cell is not None and args.prompt:
+            print(
+                f"UsageError: unexpected words on the %%qwen line: {' '.join(args.prompt)!r} "
+                "(the prompt is the cell body)\n" + _usage_line(self.qwen),
+                file=sys.stderr,
+            )
+            return None
+        try:
+            if args.output is not None and not args.output.isidentifier():
+                raise InputError(f"-o {args.output!r} is not a valid variable name.", fix="E.g. -o answer")
+            if args.thinking and args.no_thinking:
+                raise InputError("--thinking and --no-thinking contradict each other.", fix="Use one of them.")
+            prompt = text if args.raw else interpolate(text, self.shell.user_ns)
+            if not prompt.strip():
+                raise InputError("The prompt is empty.", fix="Write the prompt in the cell below %%qwen.")
+            params: dict[str, Any] = {}
+            if args.thinking or args.no_thinking:
+                params["enable_thinking"] = bool(args.thinking)
+            for name in ("system", "temperature", "max_tokens"):
+                if getattr(args, name) is not None:
+                    params[name] = getattr(args, name)
+            session = self._session()
+            call = dict(model=args.model, profile=args.profile, api=args.api, **params)
+            result = self._stream(session, prompt, call) if args.stream else session.chat(prompt, **call)
+        except QwenNbError as err:
+            _show_error(err)
+            return None
+        if result is None:
+            return None
+        if not args.stream:
+            display(result)
+        if args.output:
+            self.shell.user_ns[args.output] = result
+        return None
+
+    def _stream(self, session: Any, prompt: str, call: dict[str, Any]) -> Any:
+        """Stream into one display, coalesced to ``STREAM_RATE`` updates a second; the result, or None."""
+        from qwen_nb.coalesce import Coalescer
+
+        stream = session.stream_chat(prompt, **call)
+        handle = display(_bundle("*…*", "…"), raw=True, display_id=True)
+        throttle = Coalescer(STREAM_RATE)
+        text = reasoning = ""
+        try:
+            for delta in stream:
+                text += delta.content
+                reasoning += delta.reasoning
+                throttle.mark()
+                if throttle.try_flush():
+                    handle.update(_bundle(_partial_markdown(text, reasoning), text), raw=True)
+        except KeyboardInterrupt:
+            stream.close()
+            handle.update(
+                _bundle(_partial_markdown(text, reasoning, "*(interrupted)*"), text + " (interrupted)"), raw=True
+            )
+            return None
+        except QwenNbError as err:
+            partial = getattr(err, "partial", "") or text
+            shown = _partial_markdown(partial, reasoning) + "\n\n---\n\n" + err._repr_markdown_()
+            handle.update(_bundle(shown, f"{partial}\n\n{err}"), raw=True)
+            return None
+        result = stream.result
+        handle.update(result)
+        return result
+
+    @line_magic
+    def qwen_profiles(self, line: str = "") -> None:
+        """Show the session's profiles (workspaces) with masked keys."""
+        if line.strip():
+            print(f"UsageError: %qwen_profiles takes no arguments, got {line.strip()!r}", file=sys.stderr)
+            return None
+        try:
+            session = self._session()
+            default = session.get_profile().name
+            rows = [p.summary() for p in session.profiles()]
+        except QwenNbError as err:
+            _show_error(err)
+            return None
+        display(ProfileTable(rows, default, bool(getattr(session, "on_emulator", False))))
+        return None
+
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("--since", help="only calls since, e.g. 'today', '7d', '2025-01-31'")
+    @magic_arguments.argument(
+        "--by", default="workspace", choices=("workspace", "profile", "model", "day"), help="group rows by"
+    )
+    @line_magic
+    def qwen_usage(self, line: str = "") -> None:
+        """Usage and cost of the session's calls, per workspace (or profile, model, day)."""
+        args = _parse(self.qwen_usage, line)
+        if args is None:
+            return None
+        try:
+            from qwen_nb.ledger import usage
+
+            report = usage(since=args.since, by=args.by)
+        except QwenNbError as err:
+            _show_error(err)
+            return None
+        display(report)
+        return None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (called by ``%load_ext qwen_nb``)."""
+    ipython.register_magics(QwenMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Nothing to release: the session lives on for the plain-Python API."""
