@@ -65,37 +65,6 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
     return _FIELD.sub(sub, text)
 
 
-def _md_cell(value: Any) -> str:
-    return html.escape("" if value is None else str(value)).replace("|", "\\|").replace("\n", " ")
-
-
-class ProfileTable:
-    """The session's profiles with masked keys; the default one marked."""
-
-    COLUMNS = ("name", "region", "workspace", "key", "models", "budget", "source")
-
-    def __init__(self, rows: list[dict[str, Any]], default: str | None = None, on_emulator: bool = False) -> None:
-        self.rows = rows
-        self.default = default
-        self.on_emulator = on_emulator
-
-    def _repr_markdown_(self) -> str:
-        head = "| " + " | ".join(self.COLUMNS) + " |\n|" + "---|" * len(self.COLUMNS) + "\n"
-        body = ""
-        for row in self.rows:
-            cells = [_md_cell(row.get(c)) for c in self.COLUMNS]
-            if row.get("name") == self.default:
-                cells[0] = f"**{cells[0]}** (default)"
-            body += "| " + " | ".join(cells) + " |\n"
-        note = "\n*Profiles of the local emulator (no real key configured).*\n" if self.on_emulator else ""
-        return head + body + note if self.rows else "*No profiles.*\n"
-
-    def __repr__(self) -> str:
-        lines = ["  ".join(self.COLUMNS)]
-        lines += ["  ".join(str(r.get(c) if r.get(c) is not None else "") for c in self.COLUMNS) for r in self.rows]
-        return "\n".join(lines)
-
-
 def _partial_markdown(text: str, reasoning: str, note: str = "") -> str:
     parts = []
     if reasoning:
@@ -237,13 +206,20 @@ class QwenMagics(Magics):
             print(f"UsageError: %qwen_profiles takes no arguments, got {line.strip()!r}", file=sys.stderr)
             return None
         try:
+            from qwen_nb.session import ProfileTable
+
             session = self._session()
+            table = ProfileTable(session.profiles())
             default = session.get_profile().name
-            rows = [p.summary() for p in session.profiles()]
         except QwenNbError as err:
             _show_error(err)
             return None
-        display(ProfileTable(rows, default, bool(getattr(session, "on_emulator", False))))
+        display(table)
+        where = " · the local emulator's demo workspaces (no real key configured)" if session.on_emulator else ""
+        display(
+            _bundle(f"<small>default profile: **{html.escape(default)}**{where}</small>", f"default: {default}"),
+            raw=True,
+        )
         return None
 
     @magic_arguments.magic_arguments()
