@@ -40,8 +40,11 @@ Replies of the emulator are deterministic, but request ids, latencies, timestamp
 ports, memory addresses and cost figures are not. :func:`sanitize_file` returns the path of
 the nbval rules shipped with qwen-nb that replace them by placeholders::
 
-    pytest --nbval notebooks --nbval-sanitize-with \\
-        "$(python -c 'import qwen_nb.testing as t; print(t.sanitize_file())')"
+    pytest --nbval notebooks \\
+        --nbval-sanitize-with="$(python -c 'import qwen_nb.testing as t; print(t.sanitize_file())')"
+
+(Write ``--nbval-sanitize-with=PATH`` as one word: given as a separate argument, the path
+also takes part in pytest's rootdir and configuration-file search.)
 """
 
 from __future__ import annotations
