@@ -8,13 +8,17 @@ token pieces once so streaming only has to send precomputed chunks.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import importlib.util
 import json
+import os
 import random
 import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # ---------------------------------------------------------------------------
@@ -35,22 +39,71 @@ class _FallbackTokenizer:
 
 _tokenizer: Any = None
 _tokenizer_lock = threading.Lock()
-#: "dashscope" when the real Qwen tokenizer is in use, "fallback" otherwise
+#: "qwen" when the real Qwen vocabulary is in use, "fallback" otherwise
 tokenizer_kind = "unloaded"
+
+# The Qwen pre-tokenisation pattern and special-token ids (the vocabulary file itself
+# ships with the dashscope SDK as resources/qwen.tiktoken).
+_QWEN_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"""
+    r"""|\s+(?!\S)|\s+"""
+)
+_QWEN_SPECIAL_START = 151643
+_QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>") + tuple(f"<|extra_{i}|>" for i in range(205))
+
+
+class QwenTokenizer:
+    """The Qwen BPE tokenizer, read from the vocabulary file the dashscope SDK ships.
+
+    Built with ``tiktoken`` directly so loading it does not import the dashscope package
+    (which may race with imports in the caller's thread); counts equal
+    ``dashscope.get_tokenizer("qwen-plus")``'s.
+    """
+
+    def __init__(self, vocab_file: str | os.PathLike[str]) -> None:
+        import tiktoken
+
+        ranks: dict[bytes, int] = {}
+        with open(vocab_file, "rb") as f:
+            for line in f.read().splitlines():
+                if line:
+                    token, rank = line.split()
+                    ranks[base64.b64decode(token)] = int(rank)
+        specials = {t: _QWEN_SPECIAL_START + i for i, t in enumerate(_QWEN_SPECIALS)}
+        self._enc = tiktoken.Encoding("qwen-nb-emulator", pat_str=_QWEN_PATTERN, mergeable_ranks=ranks,
+                                      special_tokens=specials)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids (special tokens such as ``<|im_start|>`` allowed)."""
+        return self._enc.encode(unicodedata.normalize("NFC", text), allowed_special="all")
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ids (invalid UTF-8 shows as U+FFFD)."""
+        return self._enc.decode(ids, errors="replace")
+
+
+def _vocab_file() -> Path | None:
+    spec = importlib.util.find_spec("dashscope")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        p = Path(root) / "resources" / "qwen.tiktoken"
+        if p.is_file():
+            return p
+    return None
 
 
 def get_tokenizer() -> Any:
-    """The Qwen tokenizer (``dashscope.get_tokenizer("qwen-plus")``), loaded once and cached."""
+    """The Qwen tokenizer, loaded once and cached (a crude fallback if the vocabulary is missing)."""
     global _tokenizer, tokenizer_kind
     if _tokenizer is not None:
         return _tokenizer
     with _tokenizer_lock:
         if _tokenizer is None:
             try:
-                from dashscope.tokenizers.tokenizer import get_tokenizer as _get
-
-                tok = _get("qwen-plus")
-                tokenizer_kind = "dashscope"
+                vocab = _vocab_file()
+                if vocab is None:
+                    raise FileNotFoundError("qwen.tiktoken")
+                tok: Any = QwenTokenizer(vocab)
+                tokenizer_kind = "qwen"
             except Exception:  # pragma: no cover - only without dashscope/tiktoken
                 tok = _FallbackTokenizer()
                 tokenizer_kind = "fallback"
@@ -58,8 +111,14 @@ def get_tokenizer() -> Any:
     return _tokenizer
 
 
-def warm_tokenizer() -> threading.Thread:
+def warm_tokenizer() -> threading.Thread | None:
     """Load the tokenizer in a background thread (so starting the emulator stays fast)."""
+    if _tokenizer is not None:
+        return None
+    try:
+        import tiktoken  # noqa: F401  (imported here, in the caller's thread, not in the worker)
+    except ImportError:  # pragma: no cover
+        pass
     t = threading.Thread(target=get_tokenizer, name="qwen-nb-emulator-tokenizer", daemon=True)
     t.start()
     return t

@@ -47,6 +47,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self._error: BaseException | None = None
+        self._bound_port: int | None = None
 
     # -- lifecycle -----------------------------------------------------------
     @property
@@ -56,10 +57,10 @@ class Emulator:
 
     @property
     def port(self) -> int:
-        """The port (after ``start()``)."""
-        if self._sock is None:
+        """The port (after ``start()``; kept after ``stop()``)."""
+        if self._bound_port is None:
             raise RuntimeError("The emulator is not started; call emu.start() or use 'with Emulator() as emu:'.")
-        return self._sock.getsockname()[1]
+        return self._bound_port
 
     @property
     def url(self) -> str:
@@ -87,6 +88,7 @@ class Emulator:
         sock.listen(512)
         sock.setblocking(False)
         self._sock = sock
+        self._bound_port = sock.getsockname()[1]
         config = uvicorn.Config(
             build_app(self.state), log_level="warning", access_log=False, lifespan="off", loop="asyncio",
             http="h11", ws="none", timeout_graceful_shutdown=1, timeout_keep_alive=30, backlog=512,
@@ -132,7 +134,7 @@ class Emulator:
         self.stop()
 
     def __repr__(self) -> str:
-        where = self.url if self._sock is not None else "not started"
+        where = self.url if self.running else "not running"
         return f"<Emulator {where}, {len(self.config.workspaces)} workspaces>"
 
     # -- addresses ---------------------------------------------------------------
@@ -153,8 +155,12 @@ class Emulator:
         """Profiles of the demo workspaces (``source="emulator"``), keyed by name."""
         return profiles_for(self.config, self.url)
 
-    def key(self, workspace: str = "default") -> str:
-        """The first demo key of a workspace (by name or id)."""
+    def key(self, workspace: str | None = None) -> str:
+        """The first demo key of a workspace (by name or id; default: the "default" workspace or the first one)."""
+        if workspace is None:
+            names = [ws.name for ws in self.config.workspaces]
+            workspace = "default" if "default" in names else next(
+                (ws.name for ws in self.config.workspaces if ws.default), names[0])
         return self.config.workspace(workspace).keys[0]
 
     # -- runtime changes ---------------------------------------------------------

@@ -1,0 +1,62 @@
+"""``qwen-nb emulator``: serve the local Model Studio emulator until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qwen-nb emulator",
+        description="Run a local Model Studio emulator (OpenAI-compatible and native protocols, every region).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--config", help="TOML file with [emulator] settings and [[workspace]] tables")
+    p.add_argument("--ttft", type=float, default=None, help="seconds before the first token")
+    p.add_argument("--tps", type=float, default=None, help="tokens per second while streaming")
+    p.add_argument("--latency", type=float, default=None, help="extra fixed latency per request, seconds")
+    p.add_argument("--rate-limit", type=int, default=None, help="requests per key per window (429 beyond)")
+    p.add_argument("--rate-window", type=float, default=None, help="rate-limit window, seconds (default 60)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the emulator, print its base URLs and demo keys, serve until interrupted."""
+    args = _parser().parse_args(argv)
+    from qwen_nb.emulator.server import Emulator
+    from qwen_nb.errors import QwenNbError
+
+    try:
+        emu = Emulator(args.config, ttft=args.ttft, tokens_per_second=args.tps, latency=args.latency,
+                       rate_limit=args.rate_limit, rate_window=args.rate_window, host=args.host, port=args.port)
+        emu.start()
+    except QwenNbError as exc:
+        print(f"qwen-nb emulator: {exc}", file=sys.stderr)
+        return 2
+    p = emu.state.pacing
+    print(f"Model Studio emulator on {emu.url}  (ttft {p.ttft}s, "
+          f"{p.tokens_per_second or 'unpaced'} tokens/s, rate limit {p.rate_limit or 'off'})")
+    print("Demo workspaces (these keys only work on this emulator):")
+    for ws in emu.config.workspaces:
+        models = "all models" if ws.models is None else ", ".join(ws.models)
+        print(f"  {ws.name:<12} {ws.region:<15} {ws.id}  key {ws.keys[0]}  ({models})")
+    print("Base URLs, e.g. Singapore:")
+    print(f"  openai SDK:    {emu.base_url('ap-southeast-1', 'openai')}")
+    print(f"  dashscope SDK: {emu.base_url('ap-southeast-1', 'dashscope')}")
+    print(f"In a notebook: export QWEN_NB_EMULATOR={emu.url}   (Ctrl-C to stop)")
+    sys.stdout.flush()
+    try:
+        while emu.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
