@@ -14,8 +14,9 @@ there in version control. :func:`scan_notebook` walks every string of a notebook
 It looks for two things: strings shaped like a key (``sk-`` followed by a long run of
 letters and digits, see :data:`KEY_SEARCH`) and the exact values of the keys configured
 in the environment or ``.env`` (``DASHSCOPE_API_KEY`` and every ``QWEN_NB_<NAME>_API_KEY``,
-whatever their shape). Findings name the place and show the key masked (``sk-…1a2b``),
-never in full. :func:`scrub_notebook` replaces every key by its masked form.
+whatever their shape). The emulator's public demo keys are not reported (``--strict`` /
+``allow_demo_keys=False`` reports them too). Findings name the place and show the key
+masked (``sk-…1a2b``), never in full. :func:`scrub_notebook` replaces every key by its masked form.
 
 ``qwen-nb check-notebooks PATH...`` is the command-line front (exit 0: clean, 1: keys
 found, 2: usage error or a file that is not a readable notebook); ``--fix`` scrubs files
@@ -145,8 +146,10 @@ def configured_secrets(
 class _Matcher:
     """Finds and replaces keys in str and bytes: the key pattern plus exact secret values."""
 
-    def __init__(self, secrets: Mapping[str, str]) -> None:
+    def __init__(self, secrets: Mapping[str, str], allowed: Iterable[str] = ()) -> None:
         self.secrets = dict(secrets)
+        #: key-shaped strings not to report (the emulator's public demo keys)
+        self.allowed = frozenset(allowed) - set(self.secrets)
         parts = [re.escape(s) for s in sorted(self.secrets, key=len, reverse=True)]
         alternation = "|".join(parts + [KEY_SEARCH.pattern])
         self.text = re.compile(alternation)
@@ -158,6 +161,8 @@ class _Matcher:
         value = m.group()
         if value in self.secrets:
             return self.secrets[value]
+        if value in self.allowed:
+            return None
         return "key pattern" if _looks_like_key(value) and _free_start(s, m.start()) else None
 
     def find(self, s: str) -> Iterator[tuple[str, str]]:
@@ -177,7 +182,7 @@ class _Matcher:
                 yield raw.decode("utf-8"), self._bsecrets[raw]
             else:
                 text = raw.decode("ascii", "replace")
-                if _looks_like_key(text) and _free_start(b, m.start()):
+                if text not in self.allowed and _looks_like_key(text) and _free_start(b, m.start()):
                     yield text, "key pattern"
 
     def replace(self, s: str) -> tuple[str, int]:
@@ -366,7 +371,17 @@ def _load(path_or_nb: Any) -> tuple[Any, str]:
     )
 
 
-def _matcher(extra_secrets: Iterable[str], use_env: bool) -> _Matcher:
+def demo_keys() -> frozenset[str]:
+    """The public demo keys of the emulator's built-in workspaces (not secrets; not reported)."""
+    try:
+        from qwen_nb.emulator.config import demo_keys as keys
+
+        return frozenset(keys())
+    except Exception:  # the emulator config is optional for a scan
+        return frozenset()
+
+
+def _matcher(extra_secrets: Iterable[str], use_env: bool, allow_demo_keys: bool = True) -> _Matcher:
     if isinstance(extra_secrets, str):
         extra_secrets = (extra_secrets,)
     secrets = configured_secrets() if use_env else {}
@@ -374,17 +389,20 @@ def _matcher(extra_secrets: Iterable[str], use_env: bool) -> _Matcher:
         s = (s or "").strip()
         if len(s) >= MIN_SECRET_LENGTH:
             secrets.setdefault(s, "a given secret")
-    return _Matcher(secrets)
+    return _Matcher(secrets, demo_keys() if allow_demo_keys else ())
 
 
-def scan_notebook(path_or_nb: Any, extra_secrets: Iterable[str] = (), *, use_env: bool = True) -> list[Finding]:
+def scan_notebook(
+    path_or_nb: Any, extra_secrets: Iterable[str] = (), *, use_env: bool = True, allow_demo_keys: bool = True
+) -> list[Finding]:
     """Every API key in a notebook (a path or an nbformat dict), in document order.
 
     ``extra_secrets``: more exact values to look for. ``use_env``: also look for the keys
     configured in the environment / ``.env`` (see :func:`configured_secrets`).
+    ``allow_demo_keys``: do not report the emulator's public demo keys (:func:`demo_keys`).
     """
     nb, label = _load(path_or_nb)
-    return _scan(nb, label, _matcher(extra_secrets, use_env))
+    return _scan(nb, label, _matcher(extra_secrets, use_env, allow_demo_keys))
 
 
 def _scrub(node: Any, matcher: _Matcher, path: str) -> tuple[Any, int]:
@@ -421,7 +439,12 @@ def _scrub(node: Any, matcher: _Matcher, path: str) -> tuple[Any, int]:
 
 
 def scrub_notebook(
-    path_or_nb: Any, extra_secrets: Iterable[str] = (), *, use_env: bool = True, write: bool = False
+    path_or_nb: Any,
+    extra_secrets: Iterable[str] = (),
+    *,
+    use_env: bool = True,
+    allow_demo_keys: bool = True,
+    write: bool = False,
 ) -> tuple[Any, int]:
     """A copy of the notebook with every key replaced by its masked form, and how many were.
 
@@ -432,7 +455,7 @@ def scrub_notebook(
     raised and nothing is written.
     """
     nb, label = _load(path_or_nb)
-    fixed, total = _scrub_notebook(nb, label, _matcher(extra_secrets, use_env))
+    fixed, total = _scrub_notebook(nb, label, _matcher(extra_secrets, use_env, allow_demo_keys))
     if total and write and isinstance(path_or_nb, (str, os.PathLike)):
         write_notebook(fixed, path_or_nb)
     return fixed, total
@@ -483,6 +506,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only a summary and errors")
     parser.add_argument("--dotenv", metavar="FILE", help=".env file with configured keys (default: nearest .env)")
     parser.add_argument("--no-env", action="store_true", help="ignore keys configured in the environment / .env")
+    parser.add_argument("--strict", action="store_true", help="also report the emulator's public demo keys")
     return parser
 
 
@@ -500,7 +524,7 @@ def cli_main(argv: list[str] | None = None) -> int:
             print(f"qwen-nb check-notebooks: --dotenv {args.dotenv}: no such file.", file=err)
             return 2
         secrets = configured_secrets(dotenv_path=args.dotenv)
-    matcher = _Matcher(secrets)
+    matcher = _Matcher(secrets, () if args.strict else demo_keys())
     status, n_files, n_keys, n_fixed, dirty = 0, 0, 0, 0, 0
     try:
         paths = list(iter_notebook_paths(args.paths))

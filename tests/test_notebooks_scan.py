@@ -332,3 +332,17 @@ def test_keys_after_escapes_and_underscores_are_found():
         v4.new_code_cell("x = '\x1b[1;31m" + KEY + "\x1b[0m'"),
     ]
     assert [f.cell for f in scan_notebook(nb)] == [0, 1, 2]
+
+
+def test_emulator_demo_keys_are_not_reported_unless_strict(tmp_path, capsys):
+    from qwen_nb.emulator.config import demo_keys
+
+    demo = sorted(demo_keys())[0]
+    nb = v4.new_notebook()
+    nb.cells = [v4.new_code_cell(f"emulator key: {demo}")]
+    assert scan_notebook(nb) == []
+    assert [f.cell for f in scan_notebook(nb, allow_demo_keys=False)] == [0]
+    path = write(nb, tmp_path / "demo.ipynb")
+    assert cli_main([str(path)]) == 0
+    assert cli_main(["--strict", str(path)]) == 1
+    assert demo not in capsys.readouterr().out
