@@ -222,7 +222,8 @@ _STOPWORDS = frozenset(
     them then there these they this those through to too under until up very was we were what when where
     which while who whom why will with would you your yours write short brief describe summarise summarize
     json answer reply question using use give list make show want need know works work get like think good
-    best way ways many much thing things really something anything""".split()
+    best way ways many much thing things really something anything advice learning learn help tips idea ideas
+    example examples information details overview introduction guide""".split()
 )
 
 _OPENERS = (
