@@ -253,19 +253,21 @@ class ModelPicker(widgets.Dropdown):
             gen = self._gen
         if prof is None:
             self._show([], "catalog")
+            self._done.set()
             return
         state = view_state(self.session)
         key = (prof.name, "openai")
-        if force:
-            with state.lock:
-                state.models.pop(key, None)
         with state.lock:
+            if force:
+                state.models.pop(key, None)
             cached = state.models.get(key)
         if cached is not None:
             self._show(cached, "workspace")
+            self._done.set()
             return
         self._show(self._catalog_ids(prof.region), "catalog")
         if not self.fetch:
+            self._done.set()
             return
         self._done.clear()
         threading.Thread(target=self._fetch, args=(gen, prof.name, key), name="qwen-nb-models", daemon=True).start()
@@ -274,7 +276,7 @@ class ModelPicker(widgets.Dropdown):
         try:
             ids = list(self.session.list_models(name))
         except Exception as err:  # shown as "catalog" with the reason kept for views
-            with self._lock:
+            with self._show_lock:
                 if gen == self._gen:
                     self.fetch_error = err
                     self._done.set()
@@ -282,12 +284,11 @@ class ModelPicker(widgets.Dropdown):
         state = view_state(self.session)
         with state.lock:
             state.models[key] = ids
-        with self._lock:
-            current = gen == self._gen
-        if current:
-            self.fetch_error = None
-            self._show(ids, "workspace")
-            self._done.set()
+        with self._show_lock:  # check and show at once: a newer refresh wins
+            if gen == self._gen:
+                self.fetch_error = None
+                self._show_locked(ids, "workspace")
+                self._done.set()
 
     def wait(self, timeout: float | None = 10.0) -> bool:
         """Wait for a background model-list fetch to finish; True if none is running any more."""
