@@ -21,7 +21,7 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check qwen_nb tests bench
 	$(BIN)/python -m pytest tests
-	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with qwen_nb/data/nbval_sanitize.cfg -p no:cacheprovider
+	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with=qwen_nb/data/nbval_sanitize.cfg -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check qwen_nb tests bench
