@@ -48,6 +48,9 @@ _LAZY = {
     "ProfilePicker": "qwen_nb.widgets",
     "ModelPicker": "qwen_nb.widgets",
     "UsagePanel": "qwen_nb.widgets",
+    "ApiToggle": "qwen_nb.widgets",
+    "ParamsBox": "qwen_nb.widgets",
+    "KeyEntry": "qwen_nb.widgets",
 }
 
 __all__ = sorted(_LAZY) + ["errors", "__version__", "load_ipython_extension"]
