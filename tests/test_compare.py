@@ -23,7 +23,8 @@ def test_grid_is_models_by_profiles_by_apis_in_order(session, emu) -> None:
     assert isinstance(res, CompareResult) and len(res) == 8
     coords = [(c.model, c.profile, c.api) for c in res.cells]
     assert coords[0] == ("qwen-plus", "default", "openai") and coords[-1] == ("qwen-flash", "team-a", "dashscope")
-    assert all(isinstance(r, ChatResult) and r.text.startswith("I am Qwen") for r in res.results)
+    for c in res.cells:
+        assert c.ok and c.result.text.startswith("I am Qwen"), (c.model, c.profile, c.api, c.error)
     assert {(r.model, r.profile, r.api) for r in res.results} == set(coords)
     assert len(session.ledger) == 8  # every cell went through the session and its ledger
     paths = [r.path for r in emu.requests]
