@@ -268,36 +268,61 @@ def test_python_snippet_for_a_sub_workspace_runs_on_the_emulator_gateway(session
     assert r.stdout.strip()
 
 
-@pytest.mark.parametrize("api", BOTH)
-def test_curl_snippets_run_against_the_emulator(session, emu, tmp_path: Path, api: str) -> None:
-    if not shutil.which("curl"):
-        pytest.skip("curl is not installed")
-    (tmp_path / "s.sh").write_text(snippet(language="curl", api=api, session=session).code, encoding="utf-8")
-    r = _run(["bash", "s.sh"], emu, tmp_path)
-    assert r.returncode == 0, r.stderr
-    data = json.loads(r.stdout)
-    text = (
+def sse_text(out: str, api: str) -> str:
+    """The answer assembled from a raw server-sent-event stream, on either protocol."""
+    text = ""
+    for line in out.splitlines():
+        if not line.startswith("data:") or line.strip() == "data: [DONE]":
+            continue
+        data = json.loads(line[5:])
+        if api == "openai":
+            text += "".join(c["delta"].get("content") or "" for c in data.get("choices", []))
+        else:
+            text += "".join(c["message"].get("content") or "" for c in data["output"]["choices"])
+    return text
+
+
+def answer_of(out: str, api: str, stream: bool) -> str:
+    if stream:
+        return sse_text(out, api)
+    data = json.loads(out)
+    return (
         data["choices"][0]["message"]["content"]
         if api == "openai"
         else data["output"]["choices"][0]["message"]["content"]
     )
-    assert text.startswith("I am Qwen")
 
 
 @pytest.mark.parametrize("api", BOTH)
-def test_node_snippets_run_against_the_emulator(session, emu, tmp_path: Path, api: str) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_curl_snippets_run_against_the_emulator(session, emu, tmp_path: Path, api: str, stream: bool) -> None:
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+    code = snippet(language="curl", api=api, session=session, stream=stream).code
+    (tmp_path / "s.sh").write_text(code, encoding="utf-8")
+    r = _run(["bash", "s.sh"], emu, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert answer_of(r.stdout, api, stream).startswith("I am Qwen")
+
+
+@pytest.mark.parametrize("api", BOTH)
+@pytest.mark.parametrize("stream", [False, True])
+def test_node_snippets_run_against_the_emulator(session, emu, tmp_path: Path, api: str, stream: bool) -> None:
     if not shutil.which("node"):
         pytest.skip("node is not installed")
-    (tmp_path / "s.mjs").write_text(snippet(language="node", api=api, session=session).code, encoding="utf-8")
+    code = snippet(language="node", api=api, session=session, stream=stream).code
+    (tmp_path / "s.mjs").write_text(code, encoding="utf-8")
     r = _run(["node", "s.mjs"], emu, tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("I am Qwen")
+    assert (sse_text(r.stdout, api) if stream else r.stdout).startswith("I am Qwen")
 
 
-def test_java_snippet_runs_against_the_emulator(session, emu, tmp_path: Path) -> None:
+@pytest.mark.parametrize("api, stream", [("dashscope", False), ("openai", True)])
+def test_java_snippet_runs_against_the_emulator(session, emu, tmp_path: Path, api: str, stream: bool) -> None:
     if not shutil.which("java"):
         pytest.skip("java is not installed")
-    (tmp_path / "Main.java").write_text(snippet(language="java", api="dashscope", session=session).code, "utf-8")
+    code = snippet(language="java", api=api, session=session, stream=stream).code
+    (tmp_path / "Main.java").write_text(code, "utf-8")
     r = _run(["java", "-Dfile.encoding=UTF-8", "Main.java"], emu, tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "I am Qwen" in r.stdout
+    assert answer_of(r.stdout, api, stream).startswith("I am Qwen")
