@@ -156,14 +156,18 @@ class ProbeResult:
     def __repr__(self) -> str:
         width = max([len(p) for p in self.profiles] + [7])
         lines = [" " * width + "  " + "  ".join(self.models)]
+        notes = []
         for p in self.profiles:
             marks = []
+            by_reason: dict[str, list[str]] = {}
             for m in self.models:
                 c = self.cell(p, m)
-                mark = {True: "✓", False: "✗", None: "?"}[c.allowed]
-                marks.append((mark if c.allowed or not c.reason else f"{mark} {c.reason}").ljust(len(m)))
-            lines.append(p.ljust(width) + "  " + "  ".join(marks))
-        return "\n".join(lines + [f"({self._summary()})"])
+                marks.append({True: "✓", False: "✗", None: "?"}[c.allowed].ljust(len(m)))
+                if c.reason:
+                    by_reason.setdefault(c.reason, []).append(m)
+            lines.append(p.ljust(width) + "  " + "  ".join(marks).rstrip())
+            notes += [f"  {p}: {reason}: {', '.join(ms)}" for reason, ms in by_reason.items()]
+        return "\n".join(lines + notes + [f"({self._summary()})"])
 
     def _repr_html_(self) -> str:
         th = "padding:3px 8px;border-bottom:1px solid #ccc;text-align:center"
