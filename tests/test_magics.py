@@ -200,3 +200,41 @@ def test_usage_report_after_calls(ip, emu) -> None:
     with capture_output() as cap2:
         ip.run_line_magic("qwen_usage", "--by colour")
     assert "usage:" in cap2.stderr
+
+
+class _InterruptAfter:
+    """The real session, but its stream raises KeyboardInterrupt (the stop button) after ``n`` pieces."""
+
+    def __init__(self, session, n: int) -> None:
+        self._session, self._n = session, n
+        self.stream = None
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def stream_chat(self, *args, **kw):
+        outer = self
+        real = self._session.stream_chat(*args, **kw)
+        self.stream = real
+
+        class Stream:
+            def __iter__(self):
+                for i, delta in enumerate(real):
+                    if i == outer._n:
+                        raise KeyboardInterrupt
+                    yield delta
+
+            def close(self):
+                real.close()
+
+        return Stream()
+
+
+def test_interrupting_a_stream_keeps_the_partial_text_and_records_it(ip, emu, session, monkeypatch) -> None:
+    proxy = _InterruptAfter(session, 3)
+    monkeypatch.setattr(qwen_nb.session, "_default", proxy)
+    with capture_output() as cap:
+        ip.run_cell_magic("qwen", "--stream -o answer", "Who are you?")
+    last = cap.outputs[-1].data["text/markdown"]
+    assert "(interrupted)" in last and "answer" not in ip.user_ns
+    assert [r.status for r in session.ledger.records()] == ["interrupted"]
