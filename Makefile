@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 ## Run every benchmark and write bench/RESULTS.md (not part of `make test`).
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run_all.py
 
 emulator: $(STAMP)
