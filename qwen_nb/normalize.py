@@ -26,17 +26,28 @@ class Completion:
     raw: Any = field(default=None, repr=False)
 
 
+_MISSING = object()
+
+
 def _get(obj: Any, name: str) -> Any:
+    """A field of an SDK object (pydantic extras included) or a key of a dict; None if absent.
+
+    Reads the instance dict and pydantic's extras directly: a missed ``getattr`` on a pydantic
+    model costs microseconds, and a stream does several per chunk.
+    """
     if obj is None:
         return None
-    if isinstance(obj, dict):
+    if type(obj) is dict:
         return obj.get(name)
-    value = getattr(obj, name, None)
-    if value is None:
-        extra = getattr(obj, "model_extra", None)
-        if extra:
-            value = extra.get(name)
-    return value
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None:
+        value = fields.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+        extra = getattr(obj, "__pydantic_extra__", _MISSING)
+        if extra is not _MISSING:
+            return extra.get(name) if extra else None
+    return getattr(obj, name, None)
 
 
 def _int(value: Any) -> int:
@@ -57,9 +68,9 @@ def usage(obj: Any) -> Usage | None:
     """``Usage`` from either SDK's usage object (or dict); None if there is none."""
     if obj is None:
         return None
-    prompt = _get(obj, "prompt_tokens")
-    if prompt is not None or _get(obj, "completion_tokens") is not None:  # compatible mode
-        inp, out = _int(prompt), _int(_get(obj, "completion_tokens"))
+    fields = obj if type(obj) is dict else getattr(obj, "__dict__", None) or {}
+    if "prompt_tokens" in fields or "completion_tokens" in fields:  # compatible mode
+        inp, out = _int(_get(obj, "prompt_tokens")), _int(_get(obj, "completion_tokens"))
         details = _get(obj, "completion_tokens_details")
     else:  # native
         inp, out = _int(_get(obj, "input_tokens")), _int(_get(obj, "output_tokens"))
@@ -129,19 +140,24 @@ def from_native(resp: Any) -> Completion:
 class StreamAccumulator:
     """Folds stream chunks of either SDK into deltas and, at the end, one ``Completion``."""
 
-    __slots__ = ("text_parts", "reasoning_parts", "_calls", "usage", "finish_reason", "request_id", "model",
+    __slots__ = ("text_parts", "reasoning_parts", "_calls", "_usage", "finish_reason", "request_id", "model",
                  "chunks", "keep_chunks")
 
     def __init__(self, keep_chunks: bool = True) -> None:
         self.text_parts: list[str] = []
         self.reasoning_parts: list[str] = []
         self._calls: list[dict[str, str]] = []
-        self.usage: Usage | None = None
+        self._usage: Any = None  # the last usage object seen, read only when asked for
         self.finish_reason: str | None = None
         self.request_id: str | None = None
         self.model: str | None = None
         self.chunks: list[Any] = []
         self.keep_chunks = keep_chunks
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage the service sent last (native streams send it with every chunk), or None."""
+        return usage(self._usage)
 
     @property
     def text(self) -> str:
@@ -192,12 +208,11 @@ class StreamAccumulator:
             self.chunks.append(chunk)
         if self.request_id is None:
             self.request_id = _get(chunk, "request_id") or getattr(chunk, "_request_id", None) or _get(chunk, "id")
-        if self.model is None:
             self.model = _get(chunk, "model")
-        u = usage(_get(chunk, "usage"))
+        u = _get(chunk, "usage")
         if u is not None:
-            self.usage = u
-        choices = _get(chunk, "choices") or []
+            self._usage = u
+        choices = _get(chunk, "choices")
         if not choices:
             return None
         choice = choices[0]
@@ -205,20 +220,23 @@ class StreamAccumulator:
         if delta is None:
             delta = _get(choice, "message")
         content = _get(delta, "content") or ""
-        if isinstance(content, list):
+        if content.__class__ is list:
             content = "".join(_get(p, "text") or "" for p in content)
         reasoning = _get(delta, "reasoning_content") or ""
-        calls = self._merge_calls(_get(delta, "tool_calls"))
-        reason = finish(_get(choice, "finish_reason"))
+        raw_calls = _get(delta, "tool_calls")
+        calls = self._merge_calls(raw_calls) if raw_calls else ()
+        reason = _get(choice, "finish_reason")
+        if reason == "null" or reason == "":
+            reason = None
         if content:
             self.text_parts.append(content)
         if reasoning:
             self.reasoning_parts.append(reasoning)
         if reason:
             self.finish_reason = reason
-        if not (content or reasoning or calls or reason):
+        elif not (content or reasoning or calls):
             return None
-        return ChatDelta(content=content, reasoning=reasoning, tool_calls=calls, finish_reason=reason)
+        return ChatDelta(content, reasoning, calls, reason)
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         """The tool calls assembled from the fragments so far."""

@@ -77,10 +77,26 @@ class _Call:
     base_url: str
 
 
-def _estimate():
-    from qwen_nb.prices import estimate
+_ESTIMATE: Any = None
+_CALL_RECORD: Any = None
 
-    return estimate
+
+def _estimate():
+    global _ESTIMATE
+    if _ESTIMATE is None:
+        from qwen_nb.prices import estimate
+
+        _ESTIMATE = estimate
+    return _ESTIMATE
+
+
+def _call_record():
+    global _CALL_RECORD
+    if _CALL_RECORD is None:
+        from qwen_nb.ledger import CallRecord
+
+        _CALL_RECORD = CallRecord
+    return _CALL_RECORD
 
 
 class Session:
@@ -366,8 +382,6 @@ class Session:
                 currency: str | None = None) -> None:
         """One ledger row per logical call; a ledger failure is logged, never raised."""
         try:
-            from qwen_nb.ledger import CallRecord
-
             u = usage or Usage()
             if cost is None and currency is None and (u.input_tokens or u.output_tokens):
                 try:
@@ -375,7 +389,7 @@ class Session:
                                                  u.output_tokens, u.reasoning_tokens)
                 except Exception:
                     cost = currency = None
-            rec = CallRecord(
+            rec = _call_record()(
                 time=time.time(),
                 profile=call.profile.name,
                 workspace=call.profile.workspace,
@@ -593,6 +607,17 @@ def _partial_usage(call: _Call, acc: StreamAccumulator) -> Usage:
     return Usage(inp, out + think, think, inp + out + think)
 
 
+def _header_request_id(raw: Any) -> str | None:
+    """``x-request-id`` of an open stream's HTTP response (openai and dashscope stream objects)."""
+    inner = getattr(raw, "_stream", raw)  # the async openai wrapper
+    response = getattr(inner, "response", None)
+    headers = getattr(response, "headers", None) if response is not None else getattr(inner, "headers", None)
+    try:
+        return headers.get("x-request-id") if headers is not None else None
+    except Exception:  # pragma: no cover - an SDK without headers on its stream
+        return None
+
+
 class _StreamBase:
     """What the sync and async streams share: the accumulator, timing and the ledger bookkeeping."""
 
@@ -692,6 +717,7 @@ class ChatStream(_StreamBase):
             self._attempts += 1
             try:
                 self._raw = self._backend.stream(self._call.req)
+                self._acc.request_id = _header_request_id(self._raw)
                 return
             except Exception as exc:
                 err, delay = self._on_failure(exc)
@@ -794,6 +820,7 @@ class AsyncChatStream(_StreamBase):
             self._attempts += 1
             try:
                 self._raw = await self._backend.astream(self._call.req)
+                self._acc.request_id = _header_request_id(self._raw)
                 return
             except Exception as exc:
                 err, delay = self._on_failure(exc)

@@ -72,7 +72,7 @@ def test_calls_go_to_the_right_endpoints(session, emu):
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_stream(session, api):
+def test_stream(session, emu, api):
     whole = session.chat("Who are you?", api=api)
     stream = session.stream_chat("Who are you?", api=api)
     deltas = list(stream)
@@ -82,6 +82,7 @@ def test_stream(session, api):
     assert (r.text, r.usage, r.finish_reason) == (whole.text, whole.usage, whole.finish_reason)
     assert r.time_to_first_token is not None and r.time_to_first_token <= r.latency
     assert deltas[-1].finish_reason == "stop"
+    assert r.request_id == emu.requests[-1].request_id
 
 
 @pytest.mark.parametrize("api", APIS)

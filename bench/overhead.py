@@ -1,0 +1,173 @@
+"""Per-call overhead of qwen-nb over the raw SDK call, both APIs, streaming and not.
+
+    python bench/overhead.py            # a table
+    python bench/overhead.py --json     # one JSON object for bench/run_all.py
+
+Against an in-process emulator with pacing off, each scenario alternates one raw SDK call
+(a reused ``openai.OpenAI`` / ``dashscope.Client``, SDK retries off) with the same call through
+``Session.chat`` / ``Session.stream_chat`` (validation, normalising, cost estimate and a ledger
+record included), and reports the medians. Target: chat() within 5 % of the raw call.
+Bounded: a few seconds per scenario (``--rounds``, ``--seconds``).
+
+Rows: with an in-memory ledger (the figure the target is about), with the ledger off (qwen-nb's
+own code alone) and with a SQLite file ledger (what a notebook uses by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import dashscope  # noqa: E402
+import openai  # noqa: E402
+
+from qwen_nb.emulator import Emulator  # noqa: E402
+from qwen_nb.ledger import Ledger  # noqa: E402
+from qwen_nb.session import Session  # noqa: E402
+
+PROMPT = "Who are you?"
+MODEL = "qwen-plus"
+TARGET = 1.05
+
+
+def loopback_nodelay() -> None:
+    """Set TCP_NODELAY on every asyncio TCP socket, whatever its ``proto``.
+
+    asyncio sets TCP_NODELAY only on sockets created with ``proto=IPPROTO_TCP``; a listening
+    socket made with ``socket.socket(AF_INET, SOCK_STREAM)`` has proto 0, so its connections keep
+    Nagle on, and a response written in two pieces (headers, then body) waits for the client's
+    delayed ACK: about 40 ms on loopback, which would swamp the few milliseconds measured here.
+    Harmless when the server already sets it.
+    """
+    import asyncio.base_events as base_events
+    import socket
+
+    def nodelay(sock: socket.socket) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    base_events._set_nodelay = nodelay
+
+
+def paired(raw: Callable[[], object], ours: Callable[[], object], rounds: int, seconds: float) -> tuple[float, float]:
+    """Median seconds of ``raw`` and ``ours``, run alternately (warm-up first)."""
+    for _ in range(10):
+        raw()
+        ours()
+    a: list[float] = []
+    b: list[float] = []
+    deadline = time.perf_counter() + seconds
+    for i in range(rounds):
+        first, second = (raw, ours) if i % 2 == 0 else (ours, raw)
+        t0 = time.perf_counter()
+        first()
+        t1 = time.perf_counter()
+        second()
+        t2 = time.perf_counter()
+        (a if first is raw else b).append(t1 - t0)
+        (b if first is raw else a).append(t2 - t1)
+        if time.perf_counter() > deadline and i >= 20:
+            break
+    return statistics.median(a), statistics.median(b)
+
+
+class _NoLedger(Ledger):
+    """A ledger that stores nothing, to time qwen-nb's own code apart from the SQLite insert."""
+
+    def record(self, rec, *, budget=None):  # noqa: D102
+        return None
+
+
+def scenarios(emu: Emulator, session: Session) -> dict[str, tuple[Callable, Callable, str]]:
+    key = emu.key("default")
+    oa = openai.OpenAI(api_key=key, base_url=emu.base_url("ap-southeast-1", "openai"), max_retries=0)
+    ds = dashscope.Client(api_key=key, base_url=emu.base_url("ap-southeast-1", "dashscope"), workspace="",
+                          region="ap-southeast-1", protocol="native", max_retries=0)
+    messages = [{"role": "user", "content": PROMPT}]
+
+    def oa_call():
+        return oa.chat.completions.create(model=MODEL, messages=messages).choices[0].message.content
+
+    def oa_stream():
+        return [c for c in oa.chat.completions.create(model=MODEL, messages=messages, stream=True,
+                                                      stream_options={"include_usage": True})]
+
+    def ds_call():
+        return ds.chat.completions.create(model=MODEL, messages=messages).output_text
+
+    def ds_stream():
+        return [c for c in ds.chat.completions.create(model=MODEL, messages=messages, stream=True,
+                                                      incremental_output=True)]
+
+    def ours(api: str, stream: bool) -> Callable[[], object]:
+        if stream:
+            return lambda: session.stream_chat(PROMPT, api=api).result
+        return lambda: session.chat(PROMPT, api=api)
+
+    return {
+        "chat() non-streaming, openai": (oa_call, ours("openai", False), "raw openai SDK"),
+        "chat() non-streaming, dashscope": (ds_call, ours("dashscope", False), "raw dashscope SDK"),
+        "stream_chat() whole stream, openai": (oa_stream, ours("openai", True), "raw openai SDK stream"),
+        "stream_chat() whole stream, dashscope": (ds_stream, ours("dashscope", True), "raw dashscope SDK stream"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object (for bench/run_all.py)")
+    ap.add_argument("--rounds", type=int, default=300, help="paired calls per scenario (default 300)")
+    ap.add_argument("--seconds", type=float, default=8.0, help="time cap per scenario (default 8)")
+    args = ap.parse_args(argv)
+    loopback_nodelay()
+
+    rows = []
+
+    def add(figure: str, base: float, value: float, label: str) -> None:
+        rows.append({"figure": figure, "value": round(value * 1000, 3), "unit": "ms",
+                     "baseline": round(base * 1000, 3), "baseline_label": label,
+                     "target": f"<= {TARGET:.2f}x", "ok": value <= base * TARGET})
+
+    with Emulator() as emu, tempfile.TemporaryDirectory() as tmp:
+        sessions = {
+            "in-memory ledger": Session(emu.profiles(), regions=emu.regions(), ledger=Ledger(":memory:")),
+            # qwen-nb's own code: everything but the ledger insert
+            "ledger off": Session(emu.profiles(), regions=emu.regions(), ledger=_NoLedger(":memory:")),
+            # the default kind of ledger: a SQLite file, each record committed before chat() returns
+            "SQLite file ledger": Session(emu.profiles(), regions=emu.regions(),
+                                          ledger=Ledger(Path(tmp) / "usage.sqlite")),
+        }
+        for kind, session in sessions.items():
+            todo = list(scenarios(emu, session).items())
+            if kind == "SQLite file ledger":
+                todo = todo[:2]
+            for figure, (raw, ours, label) in todo:
+                base, value = paired(raw, ours, args.rounds, args.seconds)
+                add(f"{figure} ({kind})", base, value, label)
+            session.close()
+
+    if args.json:
+        print(json.dumps({"name": "overhead", "rows": rows}))
+        return 0
+    width = max(len(r["figure"]) for r in rows)
+    print(f"{'figure':<{width}}  {'raw SDK ms':>10}  {'qwen-nb ms':>10}  {'ratio':>6}  target")
+    for r in rows:
+        ratio = r["value"] / r["baseline"]
+        mark = "ok" if r["ok"] else "MISSED"
+        print(f"{r['figure']:<{width}}  {r['baseline']:>10.3f}  {r['value']:>10.3f}  {ratio:>6.3f}  "
+              f"{r['target']} {mark}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
