@@ -8,7 +8,7 @@ Layout, for each region id of ``qwen_nb.regions.REGIONS``::
     /{region}/api/v1/services/aigc/multimodal-generation/generation  POST (native, vision)
     /{region}/ws/{workspace_id}/...                          the workspace gateway: same paths,
                                                              plus POST /api/v1/models/permissions
-    /_emulator/faults | /_emulator/reset | /_emulator/requests | /_emulator/health   (loopback only)
+    /_emulator/faults | reset | requests | stats | health      (loopback-only control endpoints)
 """
 
 from __future__ import annotations
@@ -292,7 +292,8 @@ class EmulatorApp:
             else:
                 events = wire.native_stream(reply, request_id=rid, result_format=result_format,
                                             multimodal=multimodal, incremental=req.incremental)
-            gen = _paced(events, start, pacing.ttft, pacing.tokens_per_second, self.state.take_cut())
+            gen = _paced(events, start, pacing.ttft, pacing.tokens_per_second, self.state.take_cut(),
+                         self.state.lateness.append)
             return StreamingResponse(gen, media_type="text/event-stream",
                                      headers={**headers, "cache-control": "no-cache"}), body
         n_tokens = len(reply.reasoning_pieces) + len(reply.content_pieces) + len(reply.tool_calls)
@@ -343,6 +344,8 @@ class EmulatorApp:
             if name == "reset" and request.method == "POST":
                 self.state.reset()
                 return Response(wire.dumps(self.state.pacing_dict()), media_type="application/json")
+            if name == "stats" and request.method == "GET":
+                return Response(wire.dumps(self.state.stats()), media_type="application/json")
             if name == "requests" and request.method == "GET":
                 return Response(wire.dumps([asdict(r) for r in self.state.requests]), media_type="application/json")
         except (ValueError, TypeError) as exc:
@@ -372,8 +375,12 @@ def _native_code(bad: BadRequest) -> str | None:
     return None
 
 
-async def _paced(events: list[wire.Event], start: float, ttft: float, tps: float | None, cut: int | None):
-    """Yield the events at their due times; drop the connection after ``cut`` events if asked."""
+async def _paced(events: list[wire.Event], start: float, ttft: float, tps: float | None, cut: int | None,
+                 note_lateness: Any = None):
+    """Yield the events at their due times; drop the connection after ``cut`` events if asked.
+
+    ``note_lateness(seconds)`` is told how late each write is (only when paced).
+    """
     loop = asyncio.get_running_loop()
     cutting = cut is not None and cut < len(events)
     if cutting:
@@ -388,6 +395,8 @@ async def _paced(events: list[wire.Event], start: float, ttft: float, tps: float
             await asyncio.sleep(delay)
         # send every event already due in one write
         now = loop.time()
+        if note_lateness is not None and interval:
+            note_lateness(max(0.0, now - due))
         j = i + 1
         while j < n and start + ttft + events[j].slot * interval <= now:
             j += 1

@@ -67,6 +67,8 @@ class EmulatorState:
         self._hits: dict[str, deque[float]] = {}
         self._cuts_done = 0
         self._requests: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
+        #: how late each streamed write left the emulator compared with its pacing (seconds)
+        self.lateness: deque[float] = deque(maxlen=200_000)
         self.reset()
 
     # -- pacing and faults -------------------------------------------------
@@ -78,6 +80,7 @@ class EmulatorState:
             self._hits.clear()
             self._cuts_done = 0
             self._requests.clear()
+            self.lateness.clear()
 
     def set_faults(self, **changes: Any) -> Pacing:
         """Change pacing/fault fields (see ``Pacing``); returns the new settings."""
@@ -187,6 +190,16 @@ class EmulatorState:
                 new = tuple(sorted(granted))
             self._grants[ws.id] = new
             return new
+
+    def stats(self) -> dict[str, Any]:
+        """How punctual streaming has been since the last reset: lateness of writes, in ms."""
+        late = sorted(self.lateness)
+
+        def pct(q: float) -> float | None:
+            return round(late[min(len(late) - 1, int(q / 100 * len(late)))] * 1000, 3) if late else None
+
+        return {"writes": len(late), "late_ms_p50": pct(50), "late_ms_p99": pct(99),
+                "late_ms_max": round(late[-1] * 1000, 3) if late else None}
 
     # -- recording ---------------------------------------------------------
     def record(self, rec: RecordedRequest) -> None:
