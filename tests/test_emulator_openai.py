@@ -249,3 +249,19 @@ def test_async_client_streams_concurrently(emu):
 
     texts = asyncio.run(main())
     assert len(texts) == 8 and all("rivers" in t.lower() for t in texts)
+
+
+def test_json_schema_and_tool_choice(emu):
+    c = client(emu)
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+              "required": ["city", "population"]}
+    r = c.chat.completions.create(
+        model="qwen-plus", messages=[{"role": "user", "content": "How many people live in Singapore? 6000000?"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}})
+    assert json.loads(r.choices[0].message.content) == {"city": "Singapore", "population": 6000000}
+    ask = [{"role": "user", "content": "What's the weather in Paris?"}]
+    none = c.chat.completions.create(model="qwen-plus", messages=ask, tools=[WEATHER], tool_choice="none")
+    assert none.choices[0].finish_reason == "stop" and not none.choices[0].message.tool_calls
+    forced = c.chat.completions.create(model="qwen-plus", messages=ask, tools=[WEATHER, TIME],
+                                       tool_choice={"type": "function", "function": {"name": "get_current_time"}})
+    assert forced.choices[0].message.tool_calls[0].function.name == "get_current_time"

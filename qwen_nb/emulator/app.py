@@ -60,13 +60,13 @@ class StreamCut(Exception):
 
 
 class _QuietCuts(logging.Filter):
-    """Keep injected stream cuts out of uvicorn's error log."""
+    """Keep injected stream cuts, and streams cancelled by ``stop()``, out of uvicorn's error log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         seen = 0
         while exc is not None and seen < 10:
-            if isinstance(exc, StreamCut):
+            if isinstance(exc, (StreamCut, asyncio.CancelledError)):
                 return False
             inner = getattr(exc, "exceptions", None)
             exc = inner[0] if inner else (exc.__cause__ or exc.__context__)
