@@ -12,14 +12,12 @@ made by ``connect()`` (or lazily by ``default_session()``).
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -489,6 +487,8 @@ class Session:
                 if delay is None:
                     self._record_error(call, err, attempts, t0)
                     raise err from None
+                import asyncio
+
                 await asyncio.sleep(delay)
         result = self._result(call, comp, time.perf_counter() - t0, attempts)
         self._record_result(call, result)
@@ -512,6 +512,8 @@ class Session:
                              fix='chat_many(["first prompt", "second prompt"], concurrency=8).')
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InputError(f"concurrency must be a positive integer, got {concurrency!r}.")
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
         items = list(prompts)
         out: list[ChatResult | QwenNbError | None] = [None] * len(items)
         if not items:
@@ -829,9 +831,13 @@ class AsyncChatStream(_StreamBase):
                 if delay is None:
                     self._finish_error(err)
                     raise err from None
+                import asyncio
+
                 await asyncio.sleep(delay)
 
     async def _generate(self) -> Any:
+        import asyncio
+
         if self._raw is None:
             await self._open()
         while True:
