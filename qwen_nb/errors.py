@@ -429,3 +429,24 @@ def guided_error(failure: ServiceFailure, ctx: ErrorContext) -> QwenNbError:
         return ServerError(msg, fix=fix, **common)
     msg = f"Model Studio refused the call to {ctx.model!r} ({ctx.who}, {ctx.where}).{said}"
     return cls(msg, fix="See the service's message and code above.", **common)
+
+
+def failure_from_response(resp: Any) -> ServiceFailure | None:
+    """A ``ServiceFailure`` from a dashscope 1.x response object (``Generation.call`` and friends
+    return errors instead of raising), or None if the response is a success."""
+    status = getattr(resp, "status_code", None)
+    code = getattr(resp, "code", None) or None
+    if status in (None, 200) and not code:
+        return None
+    headers = getattr(resp, "headers", None) or {}
+    from qwen_nb.retry import retry_after_from_headers
+
+    return ServiceFailure(
+        "status",
+        status=None if status == 200 else status,
+        code=code,
+        message=getattr(resp, "message", "") or "",
+        request_id=getattr(resp, "request_id", None) or None,
+        body={"code": code, "message": getattr(resp, "message", ""), "request_id": getattr(resp, "request_id", None)},
+        retry_after=retry_after_from_headers(headers),
+    )

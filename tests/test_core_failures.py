@@ -246,3 +246,27 @@ def test_no_key_in_any_error_repr_or_log(fast, emu, caplog):
     texts += [str(r.getMessage()) for r in caplog.records]
     assert_no_key(*texts)
     assert "retry" in caplog.text  # the retries were logged (masked)
+
+
+def test_dashscope_1x_error_responses_translate(session, emu):
+    """dashscope 1.x ``Generation.call`` returns errors; they map to the same guided errors."""
+    from dashscope import Generation
+
+    from qwen_nb.errors import ErrorContext, failure_from_response, guided_error
+
+    base = emu.base_url("ap-southeast-1", "dashscope")
+    ok = Generation.call(model="qwen-plus", messages=[{"role": "user", "content": "hi"}], result_format="message",
+                         api_key=emu.key("default"), base_address=base)
+    assert failure_from_response(ok) is None
+    bad = Generation.call(model="qwen-plus", messages=[{"role": "user", "content": "hi"}], result_format="message",
+                          api_key=emu.key("beijing-lab"), base_address=base)
+    failure = failure_from_response(bad)
+    prof = session.get_profile("beijing-lab")
+    err = guided_error(failure, ErrorContext(profile=prof, region="ap-southeast-1", base_url=base, model="qwen-plus",
+                                             api="dashscope", others=tuple(session.profiles())))
+    assert isinstance(err, InvalidKeyError) and err.request_id and "beijing-lab" in err.message
+    assert_no_key(str(err))
+    denied = Generation.call(model="qwen-max", messages=[{"role": "user", "content": "hi"}], result_format="message",
+                             api_key=emu.key("team-a"), base_address=base)
+    assert isinstance(guided_error(failure_from_response(denied), ErrorContext(model="qwen-max")),
+                      ModelNotGrantedError)
