@@ -7,6 +7,8 @@ only when first used. The names below are resolved lazily (PEP 562).
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -54,6 +56,24 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY) + ["errors", "__version__", "load_ipython_extension"]
+
+
+#: submodules that share their name with a public function: ``qwen_nb.profiles()`` and
+#: ``qwen_nb.regions()`` stay functions after ``qwen_nb.profiles`` / ``qwen_nb.regions`` are imported
+#: (import them with ``from qwen_nb.profiles import ...``).
+_FUNCTION_NAMES = frozenset({"profiles", "regions"})
+
+
+class _Package(types.ModuleType):
+    """The package module: importing a submodule never hides a public function of the same name."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FUNCTION_NAMES and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

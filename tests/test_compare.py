@@ -9,7 +9,6 @@ import pytest
 import qwen_nb.session
 from qwen_nb.compare import CompareResult, compare, markdownish
 from qwen_nb.errors import InputError, ModelNotGrantedError
-from qwen_nb.results import ChatResult
 
 
 def test_grid_is_models_by_profiles_by_apis_in_order(session, emu) -> None:

@@ -48,3 +48,12 @@ def test_import_is_cheap():
     code = f"import qwen_nb, sys; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_public_functions_survive_submodule_imports():
+    import qwen_nb
+    import qwen_nb.profiles  # noqa: F401 - the submodule shares the function's name
+    import qwen_nb.regions  # noqa: F401
+
+    assert callable(qwen_nb.profiles) and callable(qwen_nb.regions)
+    assert qwen_nb.regions()[0].id == "ap-southeast-1"
