@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/build_notebooks.py              # write every notebook and record its outputs
     .venv/bin/python scripts/build_notebooks.py 04 07        # only notebooks whose name starts with 04 or 07
+    .venv/bin/python scripts/build_notebooks.py --changed    # only notebooks whose cells differ from this file
     .venv/bin/python scripts/build_notebooks.py --no-execute # write the cells only (outputs empty)
 
 The notebooks are written with nbformat (stable cell ids, kernelspec ``python3``) and executed
@@ -70,10 +71,14 @@ CONNECT = code(
 PICK_PROFILES = code(
     """
     home = s.get_profile()  # the default profile (DASHSCOPE_API_KEY, or the emulator's "default")
-    same_region = [p for p in s.profiles() if p.name != home.name and p.region == home.region]
-    sub = same_region[0] if same_region else home  # a sub-workspace profile, if you have one
+    # a sub-workspace profile in the same region that may call qwen-plus (as far as its QWEN_NB_<NAME>_MODELS says)
+    subs = [p for p in s.profiles() if p.name != home.name and p.region == home.region
+            and (p.models is None or "qwen-plus" in p.models)]
+    sub = subs[0] if subs else home
     print(f"default profile: {home.name} ({home.region})")
     print(f"sub-workspace profile: {sub.name} (workspace {sub.workspace or 'id not set'})")
+    if sub is home:
+        print("No sub-workspace profile is configured (see notebook 01): the default profile stands in.")
     """
 )
 
@@ -172,7 +177,8 @@ NOTEBOOKS["00_quickstart"] = [
         DASHSCOPE_REGION=ap-southeast-1
         ```
 
-        Keys are per region: a Singapore key works only with `ap-southeast-1`. Next:
+        Keys are per region: a key made in the Singapore console works only with the Singapore
+        endpoints (`DASHSCOPE_REGION=ap-southeast-1`), a Beijing key only with `cn-beijing`. Next:
         [01 · sub-workspaces](01_sub_workspace_setup.ipynb) for several keys at once.
         """
     ),
@@ -199,8 +205,8 @@ NOTEBOOKS["01_sub_workspace_setup"] = [
         """
         ## In the console
 
-        1. In the Model Studio console, pick the **region** first: each region (Singapore,
-           Beijing, ...) has its own workspaces and its own API keys.
+        1. In the Model Studio console, pick the **region** first: the workspaces and API keys
+           you create there belong to that region (Singapore, Beijing, ...).
         2. Create a workspace in the workspace management page and add the members (RAM users)
            who should use it.
         3. With that workspace selected, create an API key on the API-key page. The key belongs
@@ -311,7 +317,8 @@ NOTEBOOKS["01_sub_workspace_setup"] = [
         """
         ## Checking the keys
 
-        Listing the models a key can see is a free call that proves the key works in its region.
+        Listing the models a key can see uses no tokens and proves that the key works in its
+        region.
         """
     ),
     code(
@@ -773,7 +780,8 @@ NOTEBOOKS["04_permissions_and_errors"] = [
 
         Keys are per region: a Singapore key sent to Beijing is refused with
         `401 InvalidApiKey` — the same answer as a mistyped key. The message says which region
-        the call went to and which of your profiles use another one.
+        the call went to and which of your profiles use another one. (Here the default key is
+        declared in the other region on purpose; the other region's host refuses it.)
         """
     ),
     code(
@@ -920,7 +928,8 @@ NOTEBOOKS["05_splitting_costs"] = [
     code(
         """
         home = s.get_profile()
-        subs = [p for p in s.profiles() if p.name != home.name and p.region == home.region]
+        subs = [p for p in s.profiles() if p.name != home.name and p.region == home.region
+                and (p.models is None or "qwen-plus" in p.models)]
         team_a, team_b = (subs + [home, home])[:2]
         print("team A:", team_a.name, "· workspace", team_a.workspace)
         print("team B:", team_b.name, "· workspace", team_b.workspace)
@@ -1110,7 +1119,8 @@ NOTEBOOKS["06_playground_and_pickers"] = [
     ),
     code(
         """
-        model.value = "qwen-plus"
+        if "qwen-plus" in [value for _, value in model.options]:
+            model.value = "qwen-plus"
         params.max_tokens.value = 64
         print(params.params())
         r = s.chat("Who are you?", model=model.value, profile=profile.value, api=api.value, **params.params())
@@ -1294,15 +1304,17 @@ NOTEBOOKS["07_beyond_basics"] = [
     ),
     code(
         """
-        calls = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                 for c in first.tool_calls]
-        messages.append({"role": "assistant", "content": first.text, "tool_calls": calls})
-        for c in first.tool_calls:
-            output = get_weather(**json.loads(c.arguments))
-            messages.append({"role": "tool", "tool_call_id": c.id, "content": json.dumps(output)})
-
-        final = q.chat(messages, tools=tools)
-        print(final.text)
+        if first.tool_calls:
+            calls = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                     for c in first.tool_calls]
+            messages.append({"role": "assistant", "content": first.text, "tool_calls": calls})
+            for c in first.tool_calls:
+                output = get_weather(**json.loads(c.arguments))
+                messages.append({"role": "tool", "tool_call_id": c.id, "content": json.dumps(output)})
+            final = q.chat(messages, tools=tools)
+            print(final.text)
+        else:  # a model may also answer directly
+            print(first.text)
         """
     ),
     md(
@@ -1369,8 +1381,7 @@ NOTEBOOKS["07_beyond_basics"] = [
 
         `{name}` in the cell inserts a notebook variable; options pick the model, profile, API,
         thinking, system prompt, temperature and token cap. `--stream` shows the answer as it
-        grows (that cell's output is the final answer only after it finished, so the notebook
-        tests do not compare it).
+        grows; its output is updated in place, so the notebook tests do not compare that cell.
         """
     ),
     code("%load_ext qwen_nb"),
@@ -1453,6 +1464,23 @@ def stabilize(nb) -> None:
     nb.metadata.pop("widgets", None)
 
 
+def up_to_date(name: str) -> bool:
+    """Whether the saved notebook has exactly the cells (sources, ids, tags) this file generates, all run."""
+    import nbformat
+
+    path = NOTEBOOKS_DIR / f"{name}.ipynb"
+    if not path.exists():
+        return False
+    saved = nbformat.read(path, as_version=4)
+    fresh = build(name, NOTEBOOKS[name])
+
+    def shape(nb):
+        return [(c.cell_type, c.id, c.source, c.metadata.get("tags", [])) for c in nb.cells]
+
+    ran = all(c.execution_count for c in saved.cells if c.cell_type == "code")
+    return ran and shape(saved) == shape(fresh)
+
+
 def clean_environment() -> None:
     """No key may reach the kernels: the outputs must be the emulator's."""
     from qwen_nb.testing import key_configured
@@ -1480,6 +1508,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("only", nargs="*", help="build only notebooks whose name starts with one of these")
     parser.add_argument("--no-execute", action="store_true", help="write the cells without running them")
+    parser.add_argument("--changed", action="store_true", help="only notebooks whose saved cells are out of date")
     args = parser.parse_args(argv)
 
     import nbformat
@@ -1487,6 +1516,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in NOTEBOOKS if not args.only or any(n.startswith(o) for o in args.only)]
     if not names:
         parser.error(f"no notebook matches {args.only}; known: {', '.join(NOTEBOOKS)}")
+    if args.changed:
+        names = [n for n in names if not up_to_date(n)]
+        if not names:
+            print("every notebook is up to date")
+            return 0
     NOTEBOOKS_DIR.mkdir(exist_ok=True)
     emulator = None
     if not args.no_execute:
