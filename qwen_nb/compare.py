@@ -272,24 +272,6 @@ def _precheck(prompt: Any, models: list[str], params: dict[str, Any]) -> None:
             build_request(prompt, model=model, **params)
 
 
-def warm_up(apis: Iterable[str]) -> None:
-    """Import the SDKs of these apis in this thread, before worker threads use them.
-
-    A first import of ``dashscope`` (which imports ``httpx``) in one thread while an ``openai`` call
-    finishes in another can make the latter read a half-initialised ``httpx`` module.
-    """
-    import importlib
-
-    modules = {"openai": "qwen_nb.backends.openai_compat", "dashscope": "qwen_nb.backends.dashscope_native"}
-    for api in set(apis):
-        if api in modules:
-            importlib.import_module(modules[api])
-    try:
-        import httpx  # noqa: F401
-    except ImportError:  # pragma: no cover - only the openai SDK installed
-        pass
-
-
 def _unexpected(e: Exception, model: str, profile: str, api: str) -> QwenNbError:
     return QwenNbError(
         f"Unexpected {type(e).__name__}: {_scrub(str(e))}",
@@ -342,8 +324,7 @@ def compare(
 
     if len(cells) == 1:
         run(cells[0])
-    else:
-        warm_up(c.api for c in cells)
+    else:  # (first SDK imports in the workers are safe: qwen_nb.backends.load_sdk serialises them)
         with ThreadPoolExecutor(max_workers=min(concurrency, len(cells)), thread_name_prefix="qwen-nb-compare") as ex:
             list(ex.map(run, cells))
     return CompareResult(prompt if isinstance(prompt, str) else repr(prompt), cells)

@@ -315,9 +315,6 @@ def probe(
     if len(todo) == 1:
         run(todo[0])
     elif todo:
-        from qwen_nb.compare import warm_up
-
-        warm_up([api or getattr(session, "default_api", "openai")])
         with ThreadPoolExecutor(max_workers=min(concurrency, len(todo)), thread_name_prefix="qwen-nb-probe") as ex:
             list(ex.map(run, todo))
     ordered = [cells[(p.name, m)] for p in plist for m in mlist]

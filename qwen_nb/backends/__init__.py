@@ -4,12 +4,16 @@
 ``dashscope_native`` drives the ``dashscope`` 2.x SDK against ``/api/v1``.
 Each backend owns the SDK clients of one (profile, api) pair, configured per
 client (never through SDK globals), with the SDK's own retries off: the session
-retries. The SDKs are imported only when a backend is created.
+retries. The SDKs are imported only when a backend is created, through
+``load_sdk`` (one lock, ``httpx`` first), so a first import in one thread never
+races a call in another.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -80,12 +84,44 @@ def transport_failure(exc: BaseException) -> ServiceFailure | None:
     return None
 
 
+#: api -> the backend module that imports its SDK
+_BACKEND_MODULES = {"openai": "qwen_nb.backends.openai_compat", "dashscope": "qwen_nb.backends.dashscope_native"}
+_sdk_lock = threading.Lock()
+_loaded: dict[str, ModuleType] = {}
+
+
+def load_sdk(api: str) -> ModuleType:
+    """Import the SDK of ``api`` (and qwen-nb's backend module for it) once; returns that backend module.
+
+    Every first SDK import goes through one lock, and ``httpx`` is imported completely before
+    either SDK: the ``openai`` SDK looks ``httpx`` up in ``sys.modules`` during each call, so a
+    first ``import dashscope`` (which imports ``httpx``) in one thread while an ``openai`` call runs
+    in another would let that call see a half-initialised module. Cheap after the first time.
+    """
+    module = _loaded.get(api)
+    if module is not None:
+        return module
+    if api not in _BACKEND_MODULES:
+        from qwen_nb.errors import InputError
+
+        raise InputError(f"Unknown api {api!r}.", fix='Use api="openai" or api="dashscope".')
+    with _sdk_lock:
+        module = _loaded.get(api)
+        if module is None:
+            import importlib
+
+            try:
+                import httpx  # noqa: F401
+            except ImportError:  # pragma: no cover - httpx is a dependency of both SDKs today
+                pass
+            module = importlib.import_module(_BACKEND_MODULES[api])
+            _loaded[api] = module
+    return module
+
+
 def create_backend(api: str, profile: Profile, base_url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Backend:
     """The backend for ``api`` (``"openai"`` or ``"dashscope"``)."""
+    module = load_sdk(api)
     if api == "openai":
-        from qwen_nb.backends.openai_compat import OpenAICompatBackend
-
-        return OpenAICompatBackend(profile, base_url, timeout=timeout)
-    from qwen_nb.backends.dashscope_native import DashScopeNativeBackend
-
-    return DashScopeNativeBackend(profile, base_url, timeout=timeout)
+        return module.OpenAICompatBackend(profile, base_url, timeout=timeout)
+    return module.DashScopeNativeBackend(profile, base_url, timeout=timeout)
