@@ -227,9 +227,8 @@ NOTEBOOKS["01_sub_workspace_setup"] = [
     code(
         """
         import qwen_nb as q
-        from qwen_nb.regions import regions  # also qwen_nb.regions()
 
-        for r in regions():
+        for r in q.regions():
             print(f"{r.id:15} {r.label:27} {r.compatible_base()}")
         """
     ),
@@ -306,13 +305,7 @@ NOTEBOOKS["01_sub_workspace_setup"] = [
         """
     ),
     CONNECT,
-    code(
-        """
-        from qwen_nb.session import profiles  # also qwen_nb.profiles()
-
-        profiles()
-        """
-    ),
+    code("q.profiles()"),
     md(
         """
         ## Checking the keys
@@ -834,10 +827,8 @@ NOTEBOOKS["04_permissions_and_errors"] = [
     ),
     code(
         """
-        from qwen_nb.ledger import Ledger
-
         with q.Emulator(rate_limit=2, rate_window=60) as emu:
-            local = q.Session(emu.profiles(), regions=emu.regions(), ledger=Ledger(":memory:"), max_retries=0)
+            local = q.Session(emu.profiles(), regions=emu.regions(), ledger=q.Ledger(":memory:"), max_retries=0)
             throttled = None
             for i in range(1, 4):
                 try:
@@ -868,7 +859,7 @@ NOTEBOOKS["04_permissions_and_errors"] = [
         logging.getLogger("qwen_nb").addHandler(notes)
         with q.Emulator() as emu:
             emu.set_faults(fail_next=1)
-            local = q.Session(emu.profiles(), regions=emu.regions(), ledger=Ledger(":memory:"), max_retries=3)
+            local = q.Session(emu.profiles(), regions=emu.regions(), ledger=q.Ledger(":memory:"), max_retries=3)
             result = local.chat("Say hello")
             local.close()
         logging.getLogger("qwen_nb").removeHandler(notes)
