@@ -60,6 +60,7 @@ __all__ = [
     "default_session",
     "list_models",
     "profiles",
+    "set_default_session",
     "stream_chat",
 ]
 
@@ -973,8 +974,8 @@ class ProfileTable(list):
 # ---------------------------------------------------------------------- the default session
 
 _default: Session | None = None
-_default_lock = threading.Lock()
-_create_lock = threading.Lock()
+#: guards ``_default``: checking for it and making it (connect) is one step
+_default_lock = threading.RLock()
 _emulator_notice_shown = False
 
 
@@ -1002,30 +1003,35 @@ def connect(
     ``ledger``, ``hard_budget``, ...).
     """
     global _default
-    emulator = None
-    regions = kw.pop("regions", None)
-    if profiles is None:
-        profiles = load_profiles(dotenv_path=dotenv_path)
-    if not profiles:
-        url = os.environ.get("QWEN_NB_EMULATOR", "").strip().rstrip("/")
-        if url:
-            from qwen_nb.emulator.config import default_profiles
-            from qwen_nb.regions import emulator_regions
-
-            profiles, regions = default_profiles(url), emulator_regions(url)
-            _emulator_notice(url, started=False)
-        else:
-            from qwen_nb.emulator import Emulator
-
-            emulator = Emulator()
-            emulator.start()
-            profiles, regions = emulator.profiles(), emulator.regions()
-            _emulator_notice(emulator.url, started=True)
-    session = Session(profiles, regions=regions, **kw)
-    session._emulator = emulator
-    if emulator is not None:
-        session.on_emulator = True
     with _default_lock:
+        emulator = None
+        regions = kw.pop("regions", None)
+        if profiles is None:
+            profiles = load_profiles(dotenv_path=dotenv_path)
+        if not profiles:
+            url = os.environ.get("QWEN_NB_EMULATOR", "").strip().rstrip("/")
+            if url:
+                from qwen_nb.emulator.config import default_profiles
+                from qwen_nb.regions import emulator_regions
+
+                profiles, regions = default_profiles(url), emulator_regions(url)
+                _emulator_notice(url, started=False)
+            else:
+                from qwen_nb.emulator import Emulator
+
+                emulator = Emulator()
+                emulator.start()
+                profiles, regions = emulator.profiles(), emulator.regions()
+                _emulator_notice(emulator.url, started=True)
+        try:
+            session = Session(profiles, regions=regions, **kw)
+        except BaseException:
+            if emulator is not None:
+                emulator.stop()
+            raise
+        session._emulator = emulator
+        if emulator is not None:
+            session.on_emulator = True
         old, _default = _default, session
     if old is not None:
         old.close()
@@ -1033,12 +1039,29 @@ def connect(
 
 
 def default_session() -> Session:
-    """The default session, made by ``connect()`` on first use."""
-    if _default is None:
-        with _create_lock:
-            if _default is None:
-                connect()
-    return _default  # type: ignore[return-value]
+    """The default session, made by ``connect()`` on first use (once, even when threads race to it)."""
+    session = _default
+    if session is not None:
+        return session
+    with _default_lock:
+        if _default is None:
+            connect()
+        return _default  # type: ignore[return-value]
+
+
+def set_default_session(session: Session | None) -> Session | None:
+    """Make ``session`` the one the module-level functions (and widgets, magics) use; returns the previous one.
+
+    The previous session is not closed (``connect()`` closes the session it replaces). ``None``
+    forgets the default: the next use connects again.
+    """
+    global _default
+    if session is not None and not callable(getattr(session, "chat", None)):
+        raise InputError(f"set_default_session() takes a Session (or None), got {type(session).__name__}.",
+                         fix="Pass a qwen_nb.Session, e.g. set_default_session(Session(profiles)).")
+    with _default_lock:
+        old, _default = _default, session
+    return old
 
 
 def chat(prompt_or_messages: Any, **kw: Any) -> ChatResult:

@@ -61,10 +61,13 @@ def test_params_reach_every_call(session, emu) -> None:
     assert len(bodies) == 2 and all(b["temperature"] == 0.1 and b["max_tokens"] == 7 for b in bodies)
 
 
-def test_defaults_come_from_the_session(session, emu, monkeypatch) -> None:
-    monkeypatch.setattr(qwen_nb.session, "_default", session)
-    res = compare("Who are you?")
-    assert [(c.model, c.profile, c.api) for c in res.cells] == [("qwen-plus", "default", "openai")]
+def test_defaults_come_from_the_session(session, emu) -> None:
+    before = qwen_nb.session.set_default_session(session)
+    try:
+        res = compare("Who are you?")
+        assert [(c.model, c.profile, c.api) for c in res.cells] == [("qwen-plus", "default", "openai")]
+    finally:
+        qwen_nb.session.set_default_session(before)
 
 
 class _Rendezvous:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
 import qwen_nb
 import qwen_nb.session as core
 from qwen_nb.emulator.config import demo_keys
+from qwen_nb.errors import InputError
 from qwen_nb.ledger import Ledger
 
 
@@ -21,11 +23,12 @@ def no_keys(monkeypatch, tmp_path):
     monkeypatch.delenv("QWEN_NB_EMULATOR", raising=False)
     monkeypatch.setenv("QWEN_NB_LEDGER", str(tmp_path / "usage.sqlite"))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(core, "_default", None)
     monkeypatch.setattr(core, "_emulator_notice_shown", False)
+    before = core.set_default_session(None)
     yield
-    if core._default is not None:
-        core._default.close()
+    left = core.set_default_session(before)
+    if left is not None:
+        left.close()
 
 
 def test_connect_uses_the_emulator_named_in_the_environment(no_keys, emulator, monkeypatch, capsys):
@@ -59,7 +62,7 @@ def test_connect_starts_an_emulator_in_process(no_keys, capsys):
 
 def test_default_session_is_lazy(no_keys, emulator, monkeypatch):
     monkeypatch.setenv("QWEN_NB_EMULATOR", emulator.url)
-    assert core._default is None
+    assert core.set_default_session(None) is None
     s = core.default_session()
     assert s is core.default_session() and s.on_emulator
 
@@ -97,7 +100,7 @@ def test_profiles_from_the_environment(monkeypatch, tmp_path, emulator):
     monkeypatch.setenv("QWEN_NB_LAB_API_KEY", emulator.key("beijing-lab"))
     monkeypatch.setenv("QWEN_NB_LAB_REGION", "cn-beijing")
     monkeypatch.setenv("QWEN_NB_LAB_WORKSPACE", "llm-0bd024d4a9a447cb")
-    monkeypatch.setattr(core, "_default", None)
+    before = core.set_default_session(None)
     s = core.connect(regions=emulator.regions(), ledger=Ledger(":memory:"))
     try:
         assert {p.name: p.source for p in s.profiles()} == {"default": "environment", "lab": "environment"}
@@ -105,3 +108,56 @@ def test_profiles_from_the_environment(monkeypatch, tmp_path, emulator):
         assert r.region == "cn-beijing" and r.workspace == "llm-0bd024d4a9a447cb"
     finally:
         s.close()
+        core.set_default_session(before)
+
+
+def test_threads_racing_to_the_default_session_connect_once(no_keys, emulator, monkeypatch):
+    monkeypatch.setenv("QWEN_NB_EMULATOR", emulator.url)
+    calls = []
+    real = core.load_profiles
+    monkeypatch.setattr(core, "load_profiles", lambda **kw: calls.append(1) or real(**kw))
+    barrier = threading.Barrier(6)
+    got = []
+
+    def first_use():
+        barrier.wait()
+        got.append(core.default_session())
+
+    threads = [threading.Thread(target=first_use) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(got) == 6 and len({id(s) for s in got}) == 1 and len(calls) == 1
+
+
+def test_set_default_session_waits_for_a_connect_in_progress(no_keys, emulator, monkeypatch):
+    """A session set while another thread is connecting is not overwritten (nor closed) by that connect."""
+    monkeypatch.setenv("QWEN_NB_EMULATOR", emulator.url)
+    entered, release = threading.Event(), threading.Event()
+    real = core.load_profiles
+
+    def slow_profiles(**kw):
+        entered.set()
+        assert release.wait(30)
+        return real(**kw)
+
+    monkeypatch.setattr(core, "load_profiles", slow_profiles)
+    mine = core.Session(emulator.profiles(), regions=emulator.regions(), ledger=Ledger(":memory:"))
+    first = threading.Thread(target=core.default_session)
+    first.start()
+    assert entered.wait(30)
+    setter = threading.Thread(target=core.set_default_session, args=(mine,))
+    setter.start()
+    release.set()
+    first.join(30)
+    setter.join(30)
+    assert core.default_session() is mine
+    assert mine.chat("Who are you?").text.startswith("I am Qwen")
+    mine.close()
+
+
+def test_set_default_session_takes_sessions_only(no_keys):
+    with pytest.raises(InputError, match="takes a Session"):
+        core.set_default_session("default")
+    assert core.set_default_session(None) is None

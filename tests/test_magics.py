@@ -20,12 +20,13 @@ def shell():
 
 
 @pytest.fixture
-def ip(shell, session, monkeypatch):
+def ip(shell, session):
     """The shell, with the fixture's emulator session as the default session."""
-    monkeypatch.setattr(qwen_nb.session, "_default", session)
+    before = qwen_nb.session.set_default_session(session)
     for name in ("answer", "topic", "n", "items"):
         shell.user_ns.pop(name, None)
-    return shell
+    yield shell
+    qwen_nb.session.set_default_session(before)
 
 
 def markdown(cap) -> str:
@@ -230,9 +231,9 @@ class _InterruptAfter:
         return Stream()
 
 
-def test_interrupting_a_stream_keeps_the_partial_text_and_records_it(ip, emu, session, monkeypatch) -> None:
+def test_interrupting_a_stream_keeps_the_partial_text_and_records_it(ip, emu, session) -> None:
     proxy = _InterruptAfter(session, 3)
-    monkeypatch.setattr(qwen_nb.session, "_default", proxy)
+    qwen_nb.session.set_default_session(proxy)  # (the ip fixture restores the default afterwards)
     with capture_output() as cap:
         ip.run_cell_magic("qwen", "--stream -o answer", "Who are you?")
     last = cap.outputs[-1].data["text/markdown"]

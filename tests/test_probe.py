@@ -87,13 +87,16 @@ def test_unknown_model_and_unreachable_service(session, emu) -> None:
     assert probe(["team-b"], ["qwen-plus"], session=session).calls == 1  # inconclusive answers are not cached
 
 
-def test_defaults_all_profiles_and_the_catalog_models(session, emu, monkeypatch) -> None:
-    monkeypatch.setattr(qwen_nb.session, "_default", session)
-    res = probe(models=["qwen-plus"])
-    assert res.profiles == [p.name for p in session.profiles()]
-    assert res.matrix["beijing-lab"]["qwen-plus"] is True
-    names = default_models(session.profiles())
-    assert "qwen-plus" in names and "qwq-plus" not in names  # thinking-only models are left out
+def test_defaults_all_profiles_and_the_catalog_models(session, emu) -> None:
+    before = qwen_nb.session.set_default_session(session)
+    try:
+        res = probe(models=["qwen-plus"])
+        assert res.profiles == [p.name for p in session.profiles()]
+        assert res.matrix["beijing-lab"]["qwen-plus"] is True
+        names = default_models(session.profiles())
+        assert "qwen-plus" in names and "qwq-plus" not in names  # thinking-only models are left out
+    finally:
+        qwen_nb.session.set_default_session(before)
 
 
 def test_pure_classification() -> None:
