@@ -26,6 +26,8 @@ _LAZY = {
     "list_models": "qwen_nb.session",
     "profiles": "qwen_nb.session",
     "add_profile": "qwen_nb.session",
+    "default_session": "qwen_nb.session",
+    "set_default_session": "qwen_nb.session",
     # data
     "regions": "qwen_nb.regions",
     "Region": "qwen_nb.regions",
@@ -58,17 +60,16 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["errors", "__version__", "load_ipython_extension"]
 
 
-#: submodules that share their name with a public function: ``qwen_nb.profiles()`` and
-#: ``qwen_nb.regions()`` stay functions after ``qwen_nb.profiles`` / ``qwen_nb.regions`` are imported
-#: (import them with ``from qwen_nb.profiles import ...``).
-_FUNCTION_NAMES = frozenset({"profiles", "regions"})
-
-
 class _Package(types.ModuleType):
-    """The package module: importing a submodule never hides a public function of the same name."""
+    """The package module: importing a submodule never hides a public name of the same name.
+
+    ``qwen_nb.profiles()``, ``qwen_nb.regions()``, ``qwen_nb.compare()`` and ``qwen_nb.probe()``
+    stay functions after ``import qwen_nb.profiles`` (etc.); import such submodules with
+    ``from qwen_nb.profiles import ...``.
+    """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _FUNCTION_NAMES and isinstance(value, types.ModuleType):
+        if name in _LAZY and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
 

@@ -52,8 +52,11 @@ def test_import_is_cheap():
 
 def test_public_functions_survive_submodule_imports():
     import qwen_nb
-    import qwen_nb.profiles  # noqa: F401 - the submodule shares the function's name
+    import qwen_nb.compare  # noqa: F401 - these submodules share their function's name
+    import qwen_nb.probe  # noqa: F401
+    import qwen_nb.profiles  # noqa: F401
     import qwen_nb.regions  # noqa: F401
 
-    assert callable(qwen_nb.profiles) and callable(qwen_nb.regions)
+    for name in ("profiles", "regions", "compare", "probe"):
+        assert callable(getattr(qwen_nb, name)), name
     assert qwen_nb.regions()[0].id == "ap-southeast-1"
