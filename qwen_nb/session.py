@@ -212,6 +212,14 @@ class Session:
         rid = self.get_profile(profile_name).region
         return self._regions.get(rid) or get_region(rid)
 
+    def regions(self) -> dict[str, Region]:
+        """The session's region table: region id -> ``Region`` with the base URLs calls go to.
+
+        The real service's regions, or an emulator's (hosts on 127.0.0.1) for a session on the
+        emulator. A copy: changing it does not change the session.
+        """
+        return dict(self._regions)
+
     @property
     def ledger(self) -> Ledger:
         """The usage ledger (the per-user file unless one was given)."""

@@ -675,7 +675,8 @@ def _resolve(profile: str | Profile | None, session: Any) -> tuple[Profile | Non
         if known.get(p.name) == p:
             region = session.region(p.name)
         else:
-            table = getattr(session, "_regions", None)  # the session's catalog (emulator-aware)
+            regions = getattr(session, "regions", None)  # the session's region table (emulator-aware)
+            table = regions() if callable(regions) else None
             region = get_region(p.region, table) if isinstance(table, dict) and table else get_region(p.region)
     else:
         if profile is not None and not isinstance(profile, str):

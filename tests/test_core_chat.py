@@ -317,3 +317,28 @@ def test_fast_retry_policy_can_be_given(emu):
 def test_errors_are_qwen_nb_errors(session):
     with pytest.raises(QwenNbError):
         session.chat("hi", model="qwen-max", profile="team-a")
+
+
+def test_regions_is_the_sessions_table(session, emu):
+    table = session.regions()
+    assert table == emu.regions() and table["cn-beijing"].host == f"{emu.url}/cn-beijing"
+    table.pop("cn-beijing")  # a copy
+    assert "cn-beijing" in session.regions()
+    real = Session({}, ledger=Ledger(":memory:")).regions()
+    assert real["ap-southeast-1"].host.startswith("https://") and not real["ap-southeast-1"].host.startswith(emu.url)
+
+
+def test_snippet_of_an_outside_profile_uses_the_sessions_regions(session, emu):
+    """A profile that is not one of the session's still gets the session's (here the emulator's) base URL."""
+    from qwen_nb.profiles import Profile
+    from qwen_nb.snippets import snippet
+
+    class PublicOnly:  # the session as seen through its public names only
+        def __getattr__(self, name):
+            if name.startswith("_"):
+                raise AttributeError(name)
+            return getattr(session, name)
+
+    outsider = Profile("outsider", region="cn-beijing", key=emu.key("beijing-lab"))
+    snip = snippet(profile=outsider, session=PublicOnly(), language="python", api="openai")
+    assert f"{emu.url}/cn-beijing/compatible-mode/v1" in snip.code
