@@ -40,13 +40,21 @@ class QwenNbError(Exception):
         self.raw = raw
         super().__init__(self.__str__())
 
+    @property
+    def status_text(self) -> str:
+        """What is known of the service's answer: ``HTTP 404 ModelNotFound``, ``HTTP 500``, ``Throttling`` or ``""``."""
+        parts = []
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.code:
+            parts.append(str(self.code))
+        return " ".join(parts)
+
     def __str__(self) -> str:
         text = self.message
         if self.fix:
             text += f"\nHow to fix: {self.fix}"
-        details = []
-        if self.status is not None or self.code:
-            details.append(f"HTTP {self.status} {self.code or ''}".strip())
+        details = [self.status_text] if self.status_text else []
         if self.request_id:
             details.append(f"request id {self.request_id}")
         if details:
@@ -57,8 +65,14 @@ class QwenNbError(Exception):
         lines = [f"**{type(self).__name__}**: {self.message}"]
         if self.fix:
             lines.append(f"\n**How to fix:** {self.fix}")
-        if self.code or self.request_id:
-            lines.append(f"\n<small>HTTP {self.status} `{self.code}` · request id `{self.request_id}`</small>")
+        details = []
+        if self.status is not None or self.code:
+            details.append(" ".join(([f"HTTP {self.status}"] if self.status is not None else [])
+                                    + ([f"`{self.code}`"] if self.code else [])))
+        if self.request_id:
+            details.append(f"request id `{self.request_id}`")
+        if details:
+            lines.append(f"\n<small>{' · '.join(details)}</small>")
         return "\n".join(lines)
 
 
@@ -429,6 +443,43 @@ def guided_error(failure: ServiceFailure, ctx: ErrorContext) -> QwenNbError:
         return ServerError(msg, fix=fix, **common)
     msg = f"Model Studio refused the call to {ctx.model!r} ({ctx.who}, {ctx.where}).{said}"
     return cls(msg, fix="See the service's message and code above.", **common)
+
+
+def stream_cut_error(
+    detail: str,
+    ctx: ErrorContext,
+    *,
+    partial: str = "",
+    partial_reasoning: str = "",
+    request_id: str | None = None,
+) -> StreamInterruptedError:
+    """The ``StreamInterruptedError`` for a stream that broke off after some text had arrived.
+
+    ``detail`` is what the transport said (``"RemoteProtocolError: peer closed connection ..."``).
+    The service was reached and answered: this says so, how much arrived, where it is kept, and
+    that calling again is safe.
+    """
+    got = f"{len(partial)} characters of the answer"
+    if partial_reasoning:
+        got += f" (and {len(partial_reasoning)} characters of thinking)"
+    said = scrub(detail).strip()
+    msg = (f"The streamed answer of {ctx.model!r} ({ctx.who}, {ctx.where}) was cut after {got}: the connection "
+           f"closed before the answer was complete" + (f" ({said})." if said else "."))
+    fix = ("The text received so far is in .partial" + (" (the thinking in .partial_reasoning)" if partial_reasoning
+                                                         else "")
+           + ". Retrying is safe: call again for the complete answer.")
+    return StreamInterruptedError(
+        msg,
+        fix=fix,
+        partial=partial,
+        partial_reasoning=partial_reasoning,
+        request_id=request_id,
+        profile=getattr(ctx.profile, "name", None),
+        region=ctx.region,
+        model=ctx.model,
+        api=ctx.api,
+        code="StreamInterrupted",
+    )
 
 
 def failure_from_response(resp: Any) -> ServiceFailure | None:

@@ -32,6 +32,7 @@ from qwen_nb.errors import (
     ServiceFailure,
     StreamInterruptedError,
     guided_error,
+    stream_cut_error,
 )
 from qwen_nb.normalize import Completion, StreamAccumulator, estimate_tokens
 from qwen_nb.profiles import Profile, load_profiles
@@ -591,23 +592,6 @@ class Session:
 # ---------------------------------------------------------------------- streams
 
 
-def _interrupted(call: _Call, acc: StreamAccumulator, cause: QwenNbError | str) -> StreamInterruptedError:
-    why = cause.message if isinstance(cause, QwenNbError) else cause
-    return StreamInterruptedError(
-        f"The stream from {call.req.model!r} (profile {call.profile.name!r}, {call.region.id}) was cut after "
-        f"{len(acc.text)} characters of answer: {why}",
-        fix="The text received so far is in .partial; call again for a complete answer.",
-        partial=acc.text,
-        partial_reasoning=acc.reasoning,
-        request_id=acc.request_id,
-        profile=call.profile.name,
-        region=call.region.id,
-        model=call.req.model,
-        api=call.api,
-        code="StreamInterrupted",
-    )
-
-
 def _partial_usage(call: _Call, acc: StreamAccumulator) -> Usage:
     """The usage of a stream that did not finish: the service's if it sent any, else an estimate."""
     if acc.usage is not None:
@@ -690,6 +674,17 @@ class _StreamBase:
             self._recorded = True
             self._session._record_error(self._call, err, max(self._attempts, 1), self._t0)
 
+    def _cut_error(self, exc: BaseException) -> StreamInterruptedError:
+        """The error for a stream that broke off after some text arrived (``exc``: what the transport raised)."""
+        if isinstance(exc, QwenNbError):
+            detail = exc.message
+        else:
+            failure = self._backend.failure(exc)
+            detail = failure.message if failure is not None and failure.message else f"{type(exc).__name__}: {exc}"
+        return stream_cut_error(detail, self._session._context(self._call, max(self._attempts, 1)),
+                                partial=self._acc.text, partial_reasoning=self._acc.reasoning,
+                                request_id=self._acc.request_id)
+
     def _on_failure(self, exc: BaseException) -> tuple[QwenNbError | None, float | None]:
         """Translate a failure; return (error, delay) with delay set when a fresh attempt is allowed."""
         err = self._session._translate(exc, self._call, self._backend, max(self._attempts, 1))
@@ -765,7 +760,7 @@ class ChatStream(_StreamBase):
                     self._open()
                     continue
                 if isinstance(err, NetworkError) and (self._yielded or self._acc.text or self._acc.reasoning):
-                    cut = _interrupted(self._call, self._acc, err)
+                    cut = self._cut_error(exc)
                     self._error = cut
                     self._finish_interrupted("StreamInterrupted")
                     raise cut from None
@@ -874,7 +869,7 @@ class AsyncChatStream(_StreamBase):
                     await self._open()
                     continue
                 if isinstance(err, NetworkError) and (self._yielded or self._acc.text or self._acc.reasoning):
-                    cut = _interrupted(self._call, self._acc, err)
+                    cut = self._cut_error(exc)
                     self._error = cut
                     self._finish_interrupted("StreamInterrupted")
                     raise cut from None

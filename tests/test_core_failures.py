@@ -134,6 +134,8 @@ def test_stream_cut_midway(fast, emu, api):
     err = e.value
     assert err.partial and err.partial == "".join(got)
     assert "cut" in err.message and "partial" in err.fix
+    assert f"cut after {len(err.partial)} characters" in err.message and "Retrying is safe" in err.fix
+    assert "could not be reached" not in err.message and "HTTP None" not in str(err)
     rec = fast.ledger.records()[-1]
     assert rec.status == "interrupted" and rec.output_tokens > 0
     assert len(model_calls(emu)) == 1  # not retried once text was shown

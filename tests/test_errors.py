@@ -15,11 +15,14 @@ from qwen_nb.errors import (
     ModelNotGrantedError,
     NetworkError,
     QuotaExceededError,
+    QwenNbError,
     RateLimitError,
     ServerError,
     ServiceFailure,
+    StreamInterruptedError,
     guided_error,
     scrub,
+    stream_cut_error,
 )
 from qwen_nb.profiles import Profile
 
@@ -114,3 +117,39 @@ def test_no_key_in_messages_even_if_the_service_echoes_one():
     for text in (str(err), repr(err), err._repr_markdown_()):
         assert KEY_A not in text and KEY_B not in text and KEY_C not in text
     assert scrub(f"x {KEY_A} y") == "x sk-…cdef y"
+
+
+@pytest.mark.parametrize(
+    ("status_", "code", "rid", "text", "markdown"),
+    [
+        (403, "access_denied", "r-1", "(HTTP 403 access_denied; request id r-1)",
+         "<small>HTTP 403 `access_denied` · request id `r-1`</small>"),
+        (None, "StreamInterrupted", "r-2", "(StreamInterrupted; request id r-2)",
+         "<small>`StreamInterrupted` · request id `r-2`</small>"),
+        (500, None, None, "(HTTP 500)", "<small>HTTP 500</small>"),
+        (None, None, "r-3", "(request id r-3)", "<small>request id `r-3`</small>"),
+        (None, None, None, None, None),
+    ],
+)
+def test_only_known_details_are_shown(status_, code, rid, text, markdown):
+    err = QwenNbError("Something broke.", status=status_, code=code, request_id=rid)
+    shown = str(err) + err._repr_markdown_()
+    assert "None" not in shown
+    if text is None:
+        assert str(err) == "Something broke." and "<small>" not in err._repr_markdown_()
+    else:
+        assert str(err).endswith("\n" + text) and err._repr_markdown_().endswith(markdown)
+
+
+def test_a_cut_stream_says_so_keeps_the_partial_text_and_says_retrying_is_safe():
+    err = stream_cut_error("RemoteProtocolError: peer closed connection", ctx(model="qwen-plus"),
+                           partial="Grey waves", partial_reasoning="", request_id="rid-9")
+    assert isinstance(err, StreamInterruptedError) and not err.retryable
+    assert err.partial == "Grey waves" and err.code == "StreamInterrupted" and err.status is None
+    assert "cut after 10 characters" in err.message and "peer closed connection" in err.message
+    assert "could not be reached" not in err.message and "'team-a'" in err.message
+    assert ".partial" in err.fix and "Retrying is safe" in err.fix
+    assert str(err).endswith("(StreamInterrupted; request id rid-9)")
+    thinking = stream_cut_error("", ctx(), partial="", partial_reasoning="Let me think")
+    assert "0 characters of the answer (and 12 characters of thinking)" in thinking.message
+    assert ".partial_reasoning" in thinking.fix
