@@ -120,6 +120,8 @@ class Session:
         timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
+        #: when this session was made (epoch seconds): the start of "this session" in usage views
+        self.started_at: float = time.time()
         self._profiles: dict[str, Profile] = dict(load_profiles() if profiles is None else profiles)
         for name, p in self._profiles.items():
             if not isinstance(p, Profile):

@@ -100,3 +100,24 @@ def test_panel_state_holds_no_key(led):
         assert key not in blob and "sk-" not in blob
     finally:
         panel.close()
+
+
+def test_session_period_starts_when_the_session_started(emu, tmp_path, monkeypatch):
+    """The session opens its ledger at its first record: the calls made before the panel still count."""
+    from qwen_nb.session import Session
+
+    monkeypatch.setenv("QWEN_NB_LEDGER", str(tmp_path / "usage.sqlite"))
+    with Ledger(tmp_path / "usage.sqlite") as earlier:  # a call from an earlier kernel
+        earlier.record(rec(time=time.time() - 60, workspace="earlier-ws"))
+    s = Session(emu.profiles(), regions=emu.regions())
+    assert s.started_at <= time.time()
+    try:
+        s.chat("Who are you?", profile="team-a")
+        s.chat("Who are you?", profile="team-b", api="dashscope")
+        assert s.ledger.opened_at > s.ledger.records()[0].time  # why the ledger's own start is not enough
+        panel = UsagePanel(s, auto=False)
+        assert panel.since == s.started_at
+        assert panel.report.totals["calls"] == 2 and "earlier-ws" not in panel.table.value
+        panel.close()
+    finally:
+        s.close()

@@ -26,8 +26,9 @@ def _since_label(since: float | None) -> str:
 class UsagePanel(widgets.VBox):
     """Calls, errors, tokens and cost per currency for each workspace, with a Refresh button.
 
-    ``since="session"`` (default) counts the calls made since the ledger was opened in this
-    kernel; ``since=None`` counts everything in the ledger; any value ``Ledger.report`` takes
+    ``since="session"`` (default) counts the calls made since the session started
+    (``Session.started_at``; with only a ``ledger``, since that ledger was opened in this kernel);
+    ``since=None`` counts everything in the ledger; any value ``Ledger.report`` takes
     is accepted too. With ``auto=True`` it refreshes itself after each recorded call (at most
     once per ``min_interval`` seconds, plus a trailing refresh).
     """
@@ -46,9 +47,15 @@ class UsagePanel(widgets.VBox):
         if ledger is None:
             from qwen_nb.widgets._common import resolve_session
 
-            ledger = resolve_session(session).ledger
+            session = resolve_session(session)
+            ledger = session.ledger
         self.ledger: Ledger = ledger
-        self.since = ledger.opened_at if since == "session" else since
+        if since == "session":
+            # the session opens its ledger at its first call, after that call started: count from the
+            # session's start, so the calls made before the panel was shown are in it
+            started = getattr(session, "started_at", None) if session is not None else None
+            since = started if isinstance(started, (int, float)) else ledger.opened_at
+        self.since = since
         self.by = by
         self.min_interval = min_interval
         #: how many times the view was re-rendered (for tests and curiosity)
