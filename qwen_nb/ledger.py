@@ -9,7 +9,9 @@ Storage: SQLite in WAL mode with ``synchronous=NORMAL``; each ``record()`` is
 its own committed transaction, so a process killed at any moment leaves every
 record whose ``record()`` had returned. The default file is
 ``platformdirs.user_data_dir("qwen-nb")/usage.sqlite`` (``$QWEN_NB_LEDGER``
-overrides it; ``":memory:"`` keeps nothing). The schema is versioned with
+overrides it; ``":memory:"`` keeps nothing). A session on the local emulator
+does not use that file: its demo calls go to ``$QWEN_NB_LEDGER`` if set, else
+to an in-memory ledger, so fake usage never mixes with real spend. The schema is versioned with
 ``PRAGMA user_version`` and migrated forward on open.
 
 Costs are summed per currency (USD and CNY are never added together); calls

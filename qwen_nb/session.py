@@ -104,6 +104,8 @@ class Session:
 
     ``profiles`` defaults to the environment / ``.env`` (``load_profiles()``);
     ``regions`` to the real service's (pass an emulator's to talk to it).
+    ``ledger`` defaults to the per-user ledger file, except on the emulator (see ``ledger``:
+    ``$QWEN_NB_LEDGER`` or in memory, so demo calls never mix with real spend).
     ``hard_budget=True`` refuses calls of a profile whose budget is spent.
     """
 
@@ -225,13 +227,21 @@ class Session:
 
     @property
     def ledger(self) -> Ledger:
-        """The usage ledger (the per-user file unless one was given)."""
+        """The usage ledger, opened at first use unless one was given.
+
+        A session on the real service records into the per-user ledger file (or
+        ``$QWEN_NB_LEDGER``). A session on the emulator never writes its demo calls there:
+        it uses ``$QWEN_NB_LEDGER`` if set, else an in-memory ledger that ends with the session.
+        """
         if self._ledger is None:
-            from qwen_nb.ledger import Ledger
+            from qwen_nb.ledger import ENV_LEDGER, Ledger
 
             with self._lock:
                 if self._ledger is None:
-                    self._ledger = Ledger()
+                    if self.on_emulator and not os.environ.get(ENV_LEDGER):
+                        self._ledger = Ledger(":memory:")
+                    else:
+                        self._ledger = Ledger()
         return self._ledger
 
     # ------------------------------------------------------------------ clients
@@ -1004,8 +1014,9 @@ def connect(
 
     Profiles come from ``profiles`` or else the environment / ``.env``. With no key anywhere
     the session talks to the emulator: the one at ``$QWEN_NB_EMULATOR`` if set, else one
-    started in this process. ``kw`` goes to ``Session`` (``default_model``, ``max_retries``,
-    ``ledger``, ``hard_budget``, ...).
+    started in this process; such a session records its (demo) calls in ``$QWEN_NB_LEDGER`` if
+    set, else in memory, never in the per-user ledger file. ``kw`` goes to ``Session``
+    (``default_model``, ``max_retries``, ``ledger``, ``hard_budget``, ...).
     """
     global _default
     with _default_lock:

@@ -11,7 +11,9 @@ import qwen_nb
 import qwen_nb.session as core
 from qwen_nb.emulator.config import demo_keys
 from qwen_nb.errors import InputError
-from qwen_nb.ledger import Ledger
+from qwen_nb.ledger import Ledger, default_path
+from qwen_nb.profiles import Profile
+from qwen_nb.session import Session
 
 
 @pytest.fixture
@@ -161,3 +163,37 @@ def test_set_default_session_takes_sessions_only(no_keys):
     with pytest.raises(InputError, match="takes a Session"):
         core.set_default_session("default")
     assert core.set_default_session(None) is None
+
+
+def test_emulator_sessions_keep_demo_calls_out_of_the_per_user_ledger(no_keys, emulator, monkeypatch, tmp_path):
+    """connect() with no key: the calls go to an in-memory ledger, not the per-user file."""
+    monkeypatch.delenv("QWEN_NB_LEDGER")
+    data_home = tmp_path / "data-home"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data_home))  # where the per-user ledger file would be
+    monkeypatch.setenv("QWEN_NB_EMULATOR", emulator.url)
+    s = core.connect()
+    assert qwen_nb.chat("Who are you?").text.startswith("I am Qwen")
+    assert s.ledger.path == ":memory:" and len(s.ledger.records()) == 1
+    assert not data_home.exists()
+    again = core.connect()  # a new run starts from nothing: outputs do not depend on earlier runs
+    assert again.ledger.path == ":memory:" and again.ledger.records() == []
+    # an emulator Session made directly behaves the same
+    direct = Session(emulator.profiles(), regions=emulator.regions())
+    direct.chat("hi")
+    assert direct.ledger.path == ":memory:" and not data_home.exists()
+    direct.close()
+
+
+def test_emulator_sessions_use_QWEN_NB_LEDGER_when_set(no_keys, emulator, monkeypatch, tmp_path):
+    monkeypatch.setenv("QWEN_NB_EMULATOR", emulator.url)
+    s = core.connect()
+    s.chat("Who are you?")
+    assert s.ledger.path == str(tmp_path / "usage.sqlite") and len(Ledger(tmp_path / "usage.sqlite")) == 1
+
+
+def test_a_session_on_the_real_service_uses_the_per_user_ledger(monkeypatch, tmp_path):
+    monkeypatch.delenv("QWEN_NB_LEDGER", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    real = Session({"default": Profile("default", key="sk-" + "0" * 32)})
+    assert not real.on_emulator and real.ledger.path == str(default_path()) and real.ledger.path != ":memory:"
+    real.close()
