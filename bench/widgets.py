@@ -8,10 +8,10 @@ baseline is one push per delta), time from the first delta received to the first
 push (target <= 60 ms), how long Stop takes to end a running answer (target <= 200 ms), and
 the longest stall of the kernel's main thread while streaming (the stream runs in threads).
 
-The emulator's replies are a few sentences long; for a long answer this script registers one
-canned long reply in the emulator's reply table for its own prompt (in this process only),
-and asks for max_tokens=2000. Runs in-process without a frontend: a push is counted when a
-widget value is set (what ipywidgets then serialises and sends on a live kernel).
+The emulator's replies are a few sentences long; for a long answer it runs with
+``reply_tokens`` set (text answers at least that many tokens, deterministic) and the
+Playground asks for max_tokens=2000. Runs in-process without a frontend: a push is counted
+when a widget value is set (what ipywidgets then serialises and sends on a live kernel).
 Bounded: about 15 s.
 """
 
@@ -25,29 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qwen_nb.emulator import Emulator, replies  # noqa: E402
+from qwen_nb.emulator import Emulator  # noqa: E402
 from qwen_nb.ledger import Ledger  # noqa: E402
 from qwen_nb.session import Session  # noqa: E402
 from qwen_nb.widgets import Playground  # noqa: E402
 
 PROMPT = "Write a long guide to brewing tea"
-TOPICS = ["green tea", "black tea", "oolong", "white tea", "pu-erh", "matcha", "herbal infusions", "chai"]
-
-
-def long_text(tokens: int) -> str:
-    """Markdown of at least ``tokens`` tokens (headings, lists, paragraphs)."""
-    parts, i = [], 0
-    while replies.count_tokens("\n\n".join(parts)) < tokens + 50:
-        t = TOPICS[i % len(TOPICS)]
-        parts.append(f"## {i + 1}. {t.title()}")
-        parts.append(
-            f"Brewing **{t}** well starts with water: soft, fresh and heated to the right temperature. "
-            f"Steep {t} for {2 + i % 4} minutes, taste, and adjust the next cup rather than guessing. "
-            f"A warmed pot keeps the temperature steady, and a loose leaf has room to open."
-        )
-        parts.append(f"- leaf: {3 + i % 3} g per 200 ml\n- water: {70 + (i * 7) % 30} °C\n- infusions: {1 + i % 5}")
-        i += 1
-    return "\n\n".join(parts)
 
 
 def stream_once(pg: Playground, tokens: int) -> dict:
@@ -101,18 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="emulator tokens per second (default 200)")
     args = parser.parse_args(argv)
 
-    key = replies._normalise(PROMPT)
-    replies.CANNED[key] = long_text(args.tokens)
-    try:
-        with Emulator(tokens_per_second=args.rate) as emu:
-            session = Session(emu.profiles(), regions=emu.regions(), ledger=Ledger(":memory:"), max_retries=1)
-            pg = Playground(session, model="qwen-plus")
-            pg.model.wait(10)
-            run = stream_once(pg, args.tokens)
-            stop = stop_once(pg, args.tokens)
-            session.close()
-    finally:
-        replies.CANNED.pop(key, None)
+    with Emulator(tokens_per_second=args.rate, reply_tokens=args.tokens) as emu:
+        session = Session(emu.profiles(), regions=emu.regions(), ledger=Ledger(":memory:"), max_retries=1)
+        pg = Playground(session, model="qwen-plus")
+        pg.model.wait(10)
+        run = stream_once(pg, args.tokens)
+        stop = stop_once(pg, args.tokens)
+        session.close()
 
     rows = [
         {"figure": f"Playground pushes/s, {run['output_tokens']}-token answer at {args.rate:.0f} tok/s",

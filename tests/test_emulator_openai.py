@@ -265,3 +265,47 @@ def test_json_schema_and_tool_choice(emu):
     forced = c.chat.completions.create(model="qwen-plus", messages=ask, tools=[WEATHER, TIME],
                                        tool_choice={"type": "function", "function": {"name": "get_current_time"}})
     assert forced.choices[0].message.tool_calls[0].function.name == "get_current_time"
+
+
+def test_reply_tokens_makes_long_deterministic_answers(emu, tmp_path):
+    import httpx
+
+    from qwen_nb.emulator import Emulator
+
+    c = client(emu)
+    ask = [{"role": "user", "content": "Write a long guide to brewing tea"}]
+    short = c.chat.completions.create(model="qwen-plus", messages=ask)
+    assert short.usage.completion_tokens < 200
+    emu.set_faults(reply_tokens=1500)
+    long = c.chat.completions.create(model="qwen-plus", messages=ask, max_tokens=4000)
+    text = long.choices[0].message.content
+    assert long.usage.completion_tokens >= 1500 and long.choices[0].finish_reason == "stop"
+    assert text.startswith(short.choices[0].message.content) and "tea" in text
+    assert count(text) == long.usage.completion_tokens
+    again = c.chat.completions.create(model="qwen-plus", messages=ask, max_tokens=4000)
+    assert again.choices[0].message.content == text  # deterministic
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
+        model="qwen-plus", messages=ask, max_tokens=4000, stream=True) if ch.choices)
+    assert streamed == text
+    capped = c.chat.completions.create(model="qwen-plus", messages=ask, max_tokens=300)
+    assert capped.usage.completion_tokens == 300 and capped.choices[0].finish_reason == "length"
+    # JSON answers stay JSON
+    js = c.chat.completions.create(model="qwen-plus", response_format={"type": "json_object"},
+                                   messages=[{"role": "user", "content": "Tea facts as JSON"}])
+    assert isinstance(json.loads(js.choices[0].message.content), dict)
+    # the control endpoint and a TOML file set it too; reset() goes back to natural length
+    assert httpx.post(emu.url + "/_emulator/faults", json={"reply_tokens": 600}).json()["reply_tokens"] == 600
+    assert c.chat.completions.create(model="qwen-plus", messages=ask).usage.completion_tokens >= 600
+    emu.reset()
+    assert c.chat.completions.create(model="qwen-plus", messages=ask).usage.completion_tokens < 200
+    with pytest.raises(Exception, match="non-negative integer"):
+        emu.set_faults(reply_tokens=-1)
+    from qwen_nb.emulator.config import DEFAULT_CONFIG_PATH
+
+    toml = tmp_path / "long.toml"
+    toml.write_text(DEFAULT_CONFIG_PATH.read_text().replace("[emulator]\n", "[emulator]\nreply_tokens = 800\n", 1))
+    with Emulator(toml) as other:
+        r = client(other).chat.completions.create(model="qwen-plus", messages=ask)
+        assert r.usage.completion_tokens >= 800
+    with Emulator(reply_tokens=700) as other:
+        assert client(other).chat.completions.create(model="qwen-plus", messages=ask).usage.completion_tokens >= 700

@@ -276,13 +276,13 @@ class EmulatorApp:
         result_format = req.result_format or ("message" if info.thinking != "never" or req.tools else "text")
         if thinking or req.tools or multimodal:
             result_format = "message"
+        pacing = self.state.pacing
         reply = build_reply(
             model=req.model, messages=req.messages, tools=req.tools, tool_choice=req.tool_choice,
             thinking=thinking, thinking_budget=req.thinking_budget, max_tokens=req.max_tokens, stop=req.stop,
-            seed=req.seed, response_format=req.response_format,
+            seed=req.seed, response_format=req.response_format, min_tokens=pacing.reply_tokens,
         )
         created = int(time.time())
-        pacing = self.state.pacing
         start = arrived + pacing.latency
         headers = {"x-request-id": rid}
         if req.stream:

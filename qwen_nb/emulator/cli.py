@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--latency", type=float, default=None, help="extra fixed latency per request, seconds")
     p.add_argument("--rate-limit", type=int, default=None, help="requests per key per window (429 beyond)")
     p.add_argument("--rate-window", type=float, default=None, help="rate-limit window, seconds (default 60)")
+    p.add_argument("--reply-tokens", type=int, default=None,
+                   help="make text answers at least this many tokens long (still capped by max_tokens)")
     return p
 
 
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         emu = Emulator(args.config, ttft=args.ttft, tokens_per_second=args.tps, latency=args.latency,
-                       rate_limit=args.rate_limit, rate_window=args.rate_window, host=args.host, port=args.port)
+                       rate_limit=args.rate_limit, rate_window=args.rate_window, reply_tokens=args.reply_tokens,
+                       host=args.host, port=args.port)
         emu.start()
     except QwenNbError as exc:
         print(f"qwen-nb emulator: {exc}", file=sys.stderr)

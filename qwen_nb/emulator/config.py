@@ -12,6 +12,7 @@ TOML format (see ``qwen_nb/data/emulator_default.toml``)::
     latency = 0.0           # extra fixed latency per request
     rate_limit = 0          # requests per key per window, 0 = off
     rate_window = 60.0
+    reply_tokens = 0        # lengthen text replies to at least this many tokens, 0 = natural length
 
     [[workspace]]
     name = "team-a"                 # also the profile name
@@ -71,6 +72,9 @@ class Pacing:
     cut_after: int | None = None
     #: how many streams to cut (None: every stream while cut_after is set)
     cut_streams: int | None = None
+    #: text replies are lengthened to at least this many tokens, deterministically (None: natural
+    #: length, a few sentences); ``max_tokens`` still caps them
+    reply_tokens: int | None = None
 
     def validated(self) -> Pacing:
         """Return self after checking every field, raising ``InputError`` on nonsense."""
@@ -88,7 +92,7 @@ class Pacing:
         for name in ("tokens_per_second",):
             if getattr(self, name) is not None:
                 nonneg(name, getattr(self, name))
-        for name in ("rate_limit", "cut_after", "cut_streams"):
+        for name in ("rate_limit", "cut_after", "cut_streams", "reply_tokens"):
             if getattr(self, name) is not None:
                 nonneg(name, getattr(self, name), integer=True)
         if self.fail_status not in (500, 502, 503, 504):
@@ -129,7 +133,7 @@ def _pacing_from(table: dict[str, Any], source: str) -> Pacing:
         )
     values = dict(table)
     # 0 means "off" in the file, None in code
-    for name in ("tokens_per_second", "rate_limit", "cut_after", "cut_streams"):
+    for name in ("tokens_per_second", "rate_limit", "cut_after", "cut_streams", "reply_tokens"):
         if values.get(name) == 0:
             values[name] = None
     return Pacing(**values).validated()

@@ -309,6 +309,23 @@ def generic_reply(prompt: str, key: Any) -> str:
     return " ".join(_fill(s, t, u) for s in sentences)
 
 
+def lengthen(text: str, prompt: str, key: Any, min_tokens: int) -> str:
+    """``text`` followed by deterministic paragraphs on the prompt's topic, until it has ``min_tokens`` tokens."""
+    n = count_tokens(text)
+    if n >= min_tokens:
+        return text
+    rng = _rng("long", key)
+    t, u = _topic_phrase(topic_words(prompt))
+    parts = [text]
+    while n < min_tokens:
+        paragraph = " ".join(_fill(sentence, t, u) for sentence in rng.sample(_BODY, len(_BODY)))
+        parts.append(paragraph)
+        n += count_tokens("\n\n" + paragraph)
+        if n >= min_tokens:  # token counts of pieces need not add up exactly: check the whole
+            n = count_tokens("\n\n".join(parts))
+    return "\n\n".join(parts)
+
+
 def reasoning_text(prompt: str, key: Any) -> str:
     """Deterministic chain-of-thought text for thinking models."""
     rng = _rng("think", key)
@@ -471,10 +488,13 @@ def build_reply(
     stop: list[str] | None = None,
     seed: int | None = None,
     response_format: dict[str, Any] | None = None,
+    min_tokens: int | None = None,
 ) -> Reply:
     """The deterministic reply to a normalised request.
 
-    ``messages`` items are ``{"role", "text", "images", "tool_calls"?, "name"?}``.
+    ``messages`` items are ``{"role", "text", "images", "tool_calls"?, "name"?}``. ``min_tokens``
+    lengthens a text answer (not a tool call or JSON) to at least that many tokens, before
+    ``stop`` and ``max_tokens`` apply.
     """
     key = [model, seed, [(m["role"], m.get("text"), m.get("images")) for m in messages]]
     last_user = next((m for m in reversed(messages) if m["role"] == "user"), None)
@@ -522,6 +542,8 @@ def build_reply(
         text = CANNED[_normalise(prompt)]
     else:
         text = generic_reply(prompt, key)
+    if min_tokens and not calls and fmt not in ("json_object", "json_schema"):
+        text = lengthen(text, prompt, key, min_tokens)
     text = unicodedata.normalize("NFC", text)
 
     finish = "tool_calls" if calls else "stop"

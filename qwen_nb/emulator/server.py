@@ -20,7 +20,9 @@ class Emulator:
     ``with Emulator() as emu:`` starts it on a free port and stops it on exit;
     ``emu.base_url("ap-southeast-1", "openai")`` is a base URL for the ``openai``
     SDK, ``emu.profiles()`` the demo workspaces' profiles. Pacing is off unless
-    ``ttft`` / ``tokens_per_second`` (or the config) say otherwise.
+    ``ttft`` / ``tokens_per_second`` (or the config) say otherwise. Answers are a few
+    sentences long; ``reply_tokens=N`` (or ``set_faults(reply_tokens=N)``) makes text answers
+    at least N tokens long, still deterministic and capped by ``max_tokens``.
     """
 
     def __init__(
@@ -32,12 +34,13 @@ class Emulator:
         latency: float | None = None,
         rate_limit: int | None = None,
         rate_window: float | None = None,
+        reply_tokens: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         cfg = resolve_config(config).with_pacing(
             ttft=ttft, tokens_per_second=tokens_per_second or None, latency=latency,
-            rate_limit=rate_limit, rate_window=rate_window,
+            rate_limit=rate_limit, rate_window=rate_window, reply_tokens=reply_tokens or None,
         )
         self.config = cfg
         self.state = EmulatorState(cfg)
@@ -172,7 +175,8 @@ class Emulator:
 
         Fields: ``ttft``, ``tokens_per_second``, ``latency``, ``rate_limit``, ``rate_window``,
         ``fail_next`` (next N requests answer 500), ``fail_status``, ``cut_after`` (drop streams
-        after N events), ``cut_streams`` (how many streams to cut).
+        after N events), ``cut_streams`` (how many streams to cut), ``reply_tokens`` (text answers
+        at least N tokens long, still deterministic and capped by ``max_tokens``).
         """
         return self.state.set_faults(**changes)
 
