@@ -34,7 +34,8 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import astuple, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,8 @@ class CallRecord:
 
 
 _COLUMNS = tuple(f.name for f in fields(CallRecord))
+#: a record's column values in ``_COLUMNS`` order (``dataclasses.astuple`` deep-copies: 50x slower)
+_values = attrgetter(*_COLUMNS)
 
 
 def _check_record(rec: CallRecord) -> None:
@@ -425,7 +428,7 @@ class Ledger:
         """
         _check_record(rec)
         with self._lock:
-            cur = self._conn.execute(self._insert, astuple(rec))
+            cur = self._conn.execute(self._insert, _values(rec))
             inserted = cur.rowcount == 1
             if inserted and rec.cost is not None and rec.currency:
                 key = (rec.profile, rec.currency)
@@ -446,7 +449,7 @@ class Ledger:
         rows = []
         for rec in records:
             _check_record(rec)
-            rows.append(astuple(rec))
+            rows.append(_values(rec))
         with self._lock:
             before = self._conn.total_changes
             self._conn.execute("BEGIN")
