@@ -6,7 +6,8 @@ measure, for every content chunk, how late it arrived compared with that pacing
 (the emulator's and the SDK's own overhead). Bounded in time by ``--duration``.
 
     python bench/emulator.py                     # table
-    python bench/emulator.py --json              # one JSON object for a bench runner
+    python bench/emulator.py --json              # one JSON object for bench/run_all.py (rows; all figures
+                                                 # also under "details")
     python bench/emulator.py --server subprocess # emulator in its own process
 """
 
@@ -33,12 +34,12 @@ def _percentile(values: list[float], q: float) -> float:
 class _Server:
     """The emulator, in this process (a thread) or in a child process."""
 
-    def __init__(self, mode: str, ttft: float, tps: float) -> None:
+    def __init__(self, mode: str, ttft: float, tps: float, tokens: int) -> None:
         self.mode, self.proc, self.emu = mode, None, None
         if mode == "inprocess":
             from qwen_nb.emulator import Emulator
 
-            self.emu = Emulator(ttft=ttft, tokens_per_second=tps).start()
+            self.emu = Emulator(ttft=ttft, tokens_per_second=tps, reply_tokens=tokens).start()
             self.url = self.emu.url
         else:
             import socket
@@ -47,7 +48,7 @@ class _Server:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
             cmd = [sys.executable, "-m", "qwen_nb.emulator.cli", "--port", str(port), "--ttft", str(ttft),
-                   "--tps", str(tps)]
+                   "--tps", str(tps), "--reply-tokens", str(tokens)]
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             self.url = f"http://127.0.0.1:{port}"
             import httpx
@@ -118,7 +119,7 @@ def run(clients: int = 30, ttft: float = 0.2, tps: float = 50.0, tokens: int = 1
     from qwen_nb.emulator.config import default_profiles
 
     t_start = time.perf_counter()
-    srv = _Server(server, ttft, tps)
+    srv = _Server(server, ttft, tps, tokens)  # answers are exactly `tokens` long (reply_tokens + max_tokens)
     startup = time.perf_counter() - t_start
     key = default_profiles(srv.url)["default"].key
     base = f"{srv.url}/ap-southeast-1/compatible-mode/v1"
@@ -215,6 +216,27 @@ def run(clients: int = 30, ttft: float = 0.2, tps: float = 50.0, tokens: int = 1
     }
 
 
+def rows_of(res: dict) -> list[dict]:
+    """The figures in bench/run_all.py's row format."""
+    what = (f"{res['clients']} streaming clients ({res['client_mode']}, emulator {res['server']}), "
+            f"{res['tokens_per_answer']}-token answers")
+    ideal = res["clients"] / (res["ttft_s"] + res["tokens_per_answer"] / res["tokens_per_second"])
+    return [
+        {"figure": f"requests/s, {what}", "value": res["requests_per_s"], "unit": "1/s", "baseline": round(ideal, 2),
+         "baseline_label": "exact pacing (clients / (ttft + tokens / tps))"},
+        {"figure": "failed requests", "value": float(res["errors"]), "unit": "1", "target": "0",
+         "ok": res["errors"] == 0},
+        {"figure": "extra delay per chunk, p50", "value": res["extra_delay_ms_p50"], "unit": "ms"},
+        {"figure": "extra delay per chunk, p99", "value": res["extra_delay_ms_p99"], "unit": "ms"},
+        {"figure": "time to first token, p50", "value": res["ttft_ms_p50"], "unit": "ms",
+         "baseline": res["ttft_s"] * 1000, "baseline_label": "configured ttft"},
+        {"figure": "emulator write lateness, p99", "value": res["server_late_ms_p99"], "unit": "ms"},
+        {"figure": "emulator start", "value": res["server_start_s"], "unit": "s", "target": "< 1 s"
+         if res["server"] == "inprocess" else None, "ok": res["server_start_s"] < 1 if res["server"] == "inprocess"
+         else None},
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, default=30)
@@ -229,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     res = run(a.clients, a.ttft, a.tps, a.tokens, min(a.duration, 50.0), a.server, a.client_mode)
     if a.json:
-        print(json.dumps(res))
+        print(json.dumps({"name": "emulator", "rows": rows_of(res), "details": res}))
         return 0
     print(f"emulator classroom bench: {a.clients} streaming clients, ttft {a.ttft}s, {a.tps} tokens/s, "
           f"{a.tokens}-token answers, server {a.server}, clients as {a.client_mode}, {res['cpus']} CPUs")

@@ -1,13 +1,21 @@
 """Per-call overhead of qwen-nb over the raw SDK call, both APIs, streaming and not.
 
-    python bench/overhead.py            # a table
-    python bench/overhead.py --json     # one JSON object for bench/run_all.py
+    python bench/overhead.py                        # a table
+    python bench/overhead.py --json                 # one JSON object for bench/run_all.py
+    python bench/overhead.py --emulator subprocess  # only the judged figures (or: inprocess)
 
-Against an in-process emulator with pacing off, each scenario alternates one raw SDK call
-(a reused ``openai.OpenAI`` / ``dashscope.Client``, SDK retries off) with the same call through
+Against the emulator with pacing off, each scenario alternates one raw SDK call (a reused
+``openai.OpenAI`` / ``dashscope.Client``, SDK retries off) with the same call through
 ``Session.chat`` / ``Session.stream_chat`` (validation, normalising, cost estimate and a ledger
 record included), and reports the medians. Target: chat() within 5 % of the raw call.
 Bounded: a few seconds per scenario (``--rounds``, ``--seconds``).
+
+The judged figures use an emulator in its own process (``python -m qwen_nb.cli emulator``),
+as the real service is: an emulator in this process shares the GIL with the client, so
+whatever the client does that releases the GIL (such as the SQLite commit of a ledger record)
+lets the server thread run in between and inflates the measured overhead. The default
+(``--emulator both``) also reports the in-memory-ledger scenarios against an in-process
+emulator, for comparison, without a target.
 
 Rows: with an in-memory ledger (the figure the target is about), with the ledger off (qwen-nb's
 own code alone) and with a SQLite file ledger (what a notebook uses by default).
@@ -17,12 +25,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,7 +44,9 @@ import dashscope  # noqa: E402
 import openai  # noqa: E402
 
 from qwen_nb.emulator import Emulator  # noqa: E402
+from qwen_nb.emulator.config import default_profiles  # noqa: E402
 from qwen_nb.ledger import Ledger  # noqa: E402
+from qwen_nb.regions import emulator_regions  # noqa: E402
 from qwen_nb.session import Session  # noqa: E402
 
 PROMPT = "Who are you?"
@@ -58,6 +74,72 @@ def loopback_nodelay() -> None:
                 pass
 
     base_events._set_nodelay = nodelay
+
+
+class EmulatorProcess:
+    """The emulator in a child process (``python -m qwen_nb.cli emulator --port 0``), like the real service.
+
+    Offers what the scenarios use of an ``Emulator``: ``url``, ``key()``, ``base_url()``,
+    ``profiles()``, ``regions()``. Started when made (waits until it answers); ``stop()`` ends it.
+    """
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        self._log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "qwen_nb.cli", "emulator", "--port", "0"],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        url = None
+        while url is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the emulator process did not start: {Path(self._log.name).read_text()[-500:]}")
+            m = re.search(r"on (http://127\.0\.0\.1:\d+)", Path(self._log.name).read_text())
+            url = m.group(1) if m else None
+            if url is None:
+                time.sleep(0.05)
+        self.url = url
+        while True:  # it printed its URL once listening; make sure it answers
+            try:
+                with urllib.request.urlopen(url + "/_emulator/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("the emulator process does not answer") from None
+                time.sleep(0.05)
+        self._profiles = default_profiles(url)
+        self._regions = emulator_regions(url)
+
+    def key(self, workspace: str = "default") -> str:
+        return self._profiles[workspace].key
+
+    def base_url(self, region: str, api: str, workspace: str | None = None) -> str:
+        return self._regions[region].base_url(api, workspace)
+
+    def profiles(self) -> dict[str, Any]:
+        return dict(self._profiles)
+
+    def regions(self) -> dict[str, Any]:
+        return dict(self._regions)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # the CLI stops cleanly on Ctrl-C
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def paired(raw: Callable[[], object], ours: Callable[[], object], rounds: int, seconds: float) -> tuple[float, float]:
@@ -89,7 +171,7 @@ class _NoLedger(Ledger):
         return None
 
 
-def scenarios(emu: Emulator, session: Session) -> dict[str, tuple[Callable, Callable, str]]:
+def scenarios(emu: Emulator | EmulatorProcess, session: Session) -> dict[str, tuple[Callable, Callable, str]]:
     key = emu.key("default")
     oa = openai.OpenAI(api_key=key, base_url=emu.base_url("ap-southeast-1", "openai"), max_retries=0)
     ds = dashscope.Client(api_key=key, base_url=emu.base_url("ap-southeast-1", "dashscope"), workspace="",
@@ -123,38 +205,53 @@ def scenarios(emu: Emulator, session: Session) -> dict[str, tuple[Callable, Call
     }
 
 
+def measure(emu: Emulator | EmulatorProcess, where: str, kinds: list[str], rounds: int, seconds: float,
+            judged: bool, rows: list[dict]) -> None:
+    """Run the scenarios of each ledger kind against ``emu``; append one row per scenario."""
+    with tempfile.TemporaryDirectory() as tmp:
+        makers = {
+            "in-memory ledger": lambda: Ledger(":memory:"),
+            # qwen-nb's own code: everything but the ledger insert
+            "ledger off": lambda: _NoLedger(":memory:"),
+            # the default kind of ledger: a SQLite file, each record committed before chat() returns
+            "SQLite file ledger": lambda: Ledger(Path(tmp) / "usage.sqlite"),
+        }
+        for kind in kinds:
+            session = Session(emu.profiles(), regions=emu.regions(), ledger=makers[kind]())
+            todo = list(scenarios(emu, session).items())
+            if kind == "SQLite file ledger":
+                todo = todo[:2]
+            for figure, (raw, ours, label) in todo:
+                base, value = paired(raw, ours, rounds, seconds)
+                row = {"figure": f"{figure} ({kind}; {where})", "value": round(value * 1000, 3), "unit": "ms",
+                       "baseline": round(base * 1000, 3), "baseline_label": label}
+                if judged:
+                    row.update(target=f"<= {TARGET:.2f}x", ok=value <= base * TARGET)
+                rows.append(row)
+            session.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object (for bench/run_all.py)")
     ap.add_argument("--rounds", type=int, default=300, help="paired calls per scenario (default 300)")
     ap.add_argument("--seconds", type=float, default=8.0, help="time cap per scenario (default 8)")
+    ap.add_argument("--emulator", choices=("both", "subprocess", "inprocess"), default="both",
+                    help="where the emulator runs: its own process (judged against the target), this process "
+                         "(in-memory ledger scenarios, for comparison), or both (default)")
     args = ap.parse_args(argv)
-    loopback_nodelay()
+    all_kinds = ["in-memory ledger", "ledger off", "SQLite file ledger"]
 
-    rows = []
-
-    def add(figure: str, base: float, value: float, label: str) -> None:
-        rows.append({"figure": figure, "value": round(value * 1000, 3), "unit": "ms",
-                     "baseline": round(base * 1000, 3), "baseline_label": label,
-                     "target": f"<= {TARGET:.2f}x", "ok": value <= base * TARGET})
-
-    with Emulator() as emu, tempfile.TemporaryDirectory() as tmp:
-        sessions = {
-            "in-memory ledger": Session(emu.profiles(), regions=emu.regions(), ledger=Ledger(":memory:")),
-            # qwen-nb's own code: everything but the ledger insert
-            "ledger off": Session(emu.profiles(), regions=emu.regions(), ledger=_NoLedger(":memory:")),
-            # the default kind of ledger: a SQLite file, each record committed before chat() returns
-            "SQLite file ledger": Session(emu.profiles(), regions=emu.regions(),
-                                          ledger=Ledger(Path(tmp) / "usage.sqlite")),
-        }
-        for kind, session in sessions.items():
-            todo = list(scenarios(emu, session).items())
-            if kind == "SQLite file ledger":
-                todo = todo[:2]
-            for figure, (raw, ours, label) in todo:
-                base, value = paired(raw, ours, args.rounds, args.seconds)
-                add(f"{figure} ({kind})", base, value, label)
-            session.close()
+    rows: list[dict] = []
+    if args.emulator in ("both", "subprocess"):
+        with EmulatorProcess() as emu:
+            measure(emu, "emulator in a subprocess", all_kinds, args.rounds, args.seconds, True, rows)
+    if args.emulator in ("both", "inprocess"):
+        loopback_nodelay()
+        with Emulator() as emu:
+            kinds = all_kinds if args.emulator == "inprocess" else all_kinds[:1]
+            measure(emu, "emulator in this process", kinds, args.rounds, args.seconds,
+                    args.emulator == "inprocess", rows)
 
     if args.json:
         print(json.dumps({"name": "overhead", "rows": rows}))
@@ -163,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'figure':<{width}}  {'raw SDK ms':>10}  {'qwen-nb ms':>10}  {'ratio':>6}  target")
     for r in rows:
         ratio = r["value"] / r["baseline"]
-        mark = "ok" if r["ok"] else "MISSED"
+        mark = {True: "ok", False: "MISSED"}.get(r.get("ok"), "")
         print(f"{r['figure']:<{width}}  {r['baseline']:>10.3f}  {r['value']:>10.3f}  {ratio:>6.3f}  "
-              f"{r['target']} {mark}")
+              f"{r.get('target', '')} {mark}")
     return 0
 
 
