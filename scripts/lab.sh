@@ -18,4 +18,6 @@ if [ "$has_key" = "no" ]; then
   trap 'kill $emu 2>/dev/null || true' EXIT
   export QWEN_NB_EMULATOR="http://127.0.0.1:$port"
 fi
-$bin/jupyter lab --notebook-dir=notebooks
+extra=()
+[ "$(id -u)" = 0 ] && extra+=(--allow-root)   # containers and CI machines often run as root
+$bin/jupyter lab --notebook-dir=notebooks "${extra[@]}" ${LAB_ARGS:-}
