@@ -193,7 +193,7 @@ class CompareResult:
             else:
                 e = c.error
                 fix = f"<div><b>How to fix:</b> {html.escape(_scrub(e.fix))}</div>" if e and e.fix else ""
-                code = f"HTTP {e.status} {e.code}" if e and (e.code or e.status) else ""
+                code = e.status_text if e else ""
                 body = (
                     f"<div style='flex:1;color:#b3261e'><b>{html.escape(type(e).__name__)}</b>: "
                     f"{html.escape(_scrub(e.message if e else ''))}{fix}</div>"

@@ -81,8 +81,8 @@ def error_html(err: BaseException) -> str:
         if err.fix:
             parts.append(f"<br><b>How to fix:</b> {esc(err.fix)}")
         details = []
-        if err.status is not None or err.code:
-            details.append(f"HTTP {err.status} {err.code or ''}".strip())
+        if err.status_text:
+            details.append(err.status_text)
         if err.request_id:
             details.append(f"request id {err.request_id}")
         if details:
