@@ -706,6 +706,39 @@ class _StreamBase:
             return err, self._session._retry_delay(err, self._call, self._attempts)
         return err, None
 
+    def _open_failure(self, exc: Exception) -> float:
+        """A failure opening the stream: the delay before a fresh attempt, or raise what the user sees."""
+        err, delay = self._on_failure(exc)
+        if err is None:
+            raise exc
+        if delay is None:
+            self._finish_error(err)
+            raise err from None
+        return delay
+
+    def _read_failure(self, exc: Exception) -> float:
+        """A failure reading the stream: the delay before a fresh attempt, or raise what the user sees.
+
+        Before any text arrived a retryable failure is retried from scratch; after, a cut
+        connection raises ``StreamInterruptedError`` with the partial text.
+        """
+        original = exc
+        if isinstance(exc, _Cut):
+            exc = NetworkError(str(exc))
+        err, delay = self._on_failure(exc)
+        if err is None:
+            raise original
+        if delay is not None:
+            self._acc = StreamAccumulator()
+            return delay
+        if isinstance(err, NetworkError) and (self._yielded or self._acc.text or self._acc.reasoning):
+            cut = self._cut_error(exc)
+            self._error = cut
+            self._finish_interrupted("StreamInterrupted")
+            raise cut from None
+        self._finish_error(err)
+        raise err from None
+
     def _partial_result(self) -> ChatResult:
         comp = self._acc.completion()
         comp.usage = _partial_usage(self._call, self._acc)
@@ -738,13 +771,7 @@ class ChatStream(_StreamBase):
                 self._acc.request_id = _header_request_id(self._raw)
                 return
             except Exception as exc:
-                err, delay = self._on_failure(exc)
-                if err is None:
-                    raise
-                if delay is None:
-                    self._finish_error(err)
-                    raise err from None
-                time.sleep(delay)
+                time.sleep(self._open_failure(exc))
 
     def _generate(self) -> Iterator[ChatDelta]:
         while True:
@@ -761,23 +788,8 @@ class ChatStream(_StreamBase):
             except Exception as exc:
                 if self._closed:
                     return
-                if isinstance(exc, _Cut):
-                    exc = NetworkError(str(exc))
-                err, delay = self._on_failure(exc)
-                if err is None:
-                    raise
-                if delay is not None:
-                    time.sleep(delay)
-                    self._acc = StreamAccumulator()
-                    self._open()
-                    continue
-                if isinstance(err, NetworkError) and (self._yielded or self._acc.text or self._acc.reasoning):
-                    cut = self._cut_error(exc)
-                    self._error = cut
-                    self._finish_interrupted("StreamInterrupted")
-                    raise cut from None
-                self._finish_error(err)
-                raise err from None
+                time.sleep(self._read_failure(exc))
+                self._open()
         if not self._closed:
             self._finish_ok()
 
@@ -841,15 +853,9 @@ class AsyncChatStream(_StreamBase):
                 self._acc.request_id = _header_request_id(self._raw)
                 return
             except Exception as exc:
-                err, delay = self._on_failure(exc)
-                if err is None:
-                    raise
-                if delay is None:
-                    self._finish_error(err)
-                    raise err from None
                 import asyncio
 
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._open_failure(exc))
 
     async def _generate(self) -> Any:
         import asyncio
@@ -870,23 +876,8 @@ class AsyncChatStream(_StreamBase):
             except Exception as exc:
                 if self._closed:
                     return
-                if isinstance(exc, _Cut):
-                    exc = NetworkError(str(exc))
-                err, delay = self._on_failure(exc)
-                if err is None:
-                    raise
-                if delay is not None:
-                    await asyncio.sleep(delay)
-                    self._acc = StreamAccumulator()
-                    await self._open()
-                    continue
-                if isinstance(err, NetworkError) and (self._yielded or self._acc.text or self._acc.reasoning):
-                    cut = self._cut_error(exc)
-                    self._error = cut
-                    self._finish_interrupted("StreamInterrupted")
-                    raise cut from None
-                self._finish_error(err)
-                raise err from None
+                await asyncio.sleep(self._read_failure(exc))
+                await self._open()
         if not self._closed:
             self._finish_ok()
 
