@@ -11,6 +11,8 @@ import sys
 import types
 from typing import Any
 
+from qwen_nb.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it
@@ -77,14 +79,13 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
+_lazy_getattr, _ = lazy_exports(__name__, _LAZY)
+
+
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
     if name == "errors":
         return importlib.import_module("qwen_nb.errors")
-    raise AttributeError(f"module 'qwen_nb' has no attribute {name!r}")
+    return _lazy_getattr(name)
 
 
 def __dir__() -> list[str]:

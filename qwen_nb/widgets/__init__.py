@@ -6,8 +6,7 @@ import ipywidgets until a widget is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from qwen_nb.lazy import lazy_exports
 
 _LAZY = {
     "RegionPicker": "qwen_nb.widgets.pickers",
@@ -23,13 +22,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'qwen_nb.widgets' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
