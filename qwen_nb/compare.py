@@ -10,13 +10,14 @@ import html
 import itertools
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from qwen_nb.errors import InputError, QwenNbError
 from qwen_nb.profiles import KEY_SEARCH, Profile, mask_key
+from qwen_nb.requests import name_list
 from qwen_nb.results import ChatResult
 
 #: at most this many calls in one compare() unless max_cells says otherwise
@@ -229,32 +230,19 @@ class CompareResult:
         return "\n".join(lines) + "\n"
 
 
-def _as_list(value: Any, what: str) -> list[Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, Profile)):
-        return [value]
-    if isinstance(value, Iterable):
-        items = list(value)
-        if not items:
-            raise InputError(f"{what} is empty.", fix=f"Give at least one, or leave {what} out to use the default.")
-        return items
-    raise InputError(f"{what} must be a name or a list of names, got {type(value).__name__}.")
-
-
 def _grid(
     session: Any, models: Sequence[Any] | None, profiles: Sequence[Any] | None, apis: Sequence[Any] | None
 ) -> list[tuple[str, str, str]]:
-    model_list = _as_list(models, "models") or [getattr(session, "default_model", "qwen-plus")]
+    model_list = name_list(models, "models") or [getattr(session, "default_model", "qwen-plus")]
     for m in model_list:
         if not isinstance(m, str) or not m.strip():
             raise InputError(f"Each model must be a model name, got {m!r}.", fix='E.g. models=["qwen-plus"].')
     profile_names = []
-    for p in _as_list(profiles, "profiles") or [None]:
+    for p in name_list(profiles, "profiles") or [None]:
         if p is not None and not isinstance(p, (str, Profile)):
             raise InputError(f"Each profile must be a profile name, got {type(p).__name__}.")
         profile_names.append(session.get_profile(p.name if isinstance(p, Profile) else p).name)
-    api_list = _as_list(apis, "apis") or [getattr(session, "default_api", "openai")]
+    api_list = name_list(apis, "apis") or [getattr(session, "default_api", "openai")]
     for a in api_list:
         if a not in APIS:
             raise InputError(f"Unknown api {a!r}.", fix='Use apis=["openai", "dashscope"] or one of them.')

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import threading
 import weakref
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from qwen_nb import errors as E
 from qwen_nb.catalog import MODELS, model_info
 from qwen_nb.profiles import KEY_SEARCH, Profile, mask_key
+from qwen_nb.requests import name_list
 
 PROBE_PROMPT = "Hi"
 ALLOWED, DENIED, UNKNOWN = "allowed", "denied", "unknown"
@@ -216,19 +216,6 @@ def clear_cache(session: Any = None) -> None:
             _cache_of(session).clear()
 
 
-def _names(value: Any, what: str) -> list[Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, Profile)):
-        return [value]
-    if isinstance(value, Iterable):
-        items = list(value)
-        if not items:
-            raise E.InputError(f"{what} is empty.", fix=f"Give at least one, or leave {what} out for all.")
-        return items
-    raise E.InputError(f"{what} must be a name or a list of names, got {type(value).__name__}.")
-
-
 def default_models(profiles: list[Profile]) -> list[str]:
     """Catalog models offered in the profiles' regions; thinking-only models left out (their answers cost more)."""
     regions = {p.region for p in profiles}
@@ -266,7 +253,7 @@ def probe(
         session = default_session()
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise E.InputError(f"concurrency must be a positive integer, got {concurrency!r}.")
-    chosen = _names(profiles, "profiles")
+    chosen = name_list(profiles, "profiles")
     if chosen is None:
         plist = list(session.profiles())
     else:
@@ -276,7 +263,7 @@ def probe(
                 raise E.InputError(f"Each profile must be a profile name, got {type(p).__name__}.")
             plist.append(session.get_profile(p.name if isinstance(p, Profile) else p))
     plist = list({p.name: p for p in plist}.values())
-    mlist = [check_model(m) for m in (_names(models, "models") or default_models(plist))]
+    mlist = [check_model(m) for m in (name_list(models, "models") or default_models(plist))]
     mlist = list(dict.fromkeys(mlist))
 
     with _CACHE_LOCK:

@@ -18,7 +18,7 @@ import mimetypes
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -418,3 +418,17 @@ def native_kwargs(req: ChatRequest, *, stream: bool) -> dict[str, Any]:
         kw["stream"] = True
         kw["incremental_output"] = True
     return kw
+
+
+def name_list(value: Any, what: str) -> list[Any] | None:
+    """``None``, one name (or ``Profile``), or a non-empty list of them, as a list (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, str) or hasattr(value, "masked_key"):  # one name, or one Profile
+        return [value]
+    if not isinstance(value, Iterable):
+        raise InputError(f"{what} must be a name or a list of names, got {type(value).__name__}.")
+    items = list(value)
+    if not items:
+        raise InputError(f"{what} is empty.", fix=f"Give at least one, or leave {what} out to use the default.")
+    return items
