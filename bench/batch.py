@@ -26,27 +26,11 @@ from qwen_nb.session import Session  # noqa: E402
 N, CONCURRENCY, TTFT, TARGET = 64, 16, 0.2, 12.0
 
 
-def loopback_nodelay() -> None:
-    """TCP_NODELAY on every asyncio TCP socket (see bench/overhead.py: avoids 40 ms delayed-ACK stalls)."""
-    import asyncio.base_events as base_events
-    import socket
-
-    def nodelay(sock: socket.socket) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-
-    base_events._set_nodelay = nodelay
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object (for bench/run_all.py)")
     ap.add_argument("--apis", default="openai,dashscope", help="comma-separated (default both)")
     args = ap.parse_args(argv)
-    loopback_nodelay()
     prompts = [f"Tell me one fact about the number {i}." for i in range(N)]
     rows = []
     with Emulator(ttft=TTFT) as emu:

@@ -54,28 +54,6 @@ MODEL = "qwen-plus"
 TARGET = 1.05
 
 
-def loopback_nodelay() -> None:
-    """Set TCP_NODELAY on every asyncio TCP socket, whatever its ``proto``.
-
-    asyncio sets TCP_NODELAY only on sockets created with ``proto=IPPROTO_TCP``; a listening
-    socket made with ``socket.socket(AF_INET, SOCK_STREAM)`` has proto 0, so its connections keep
-    Nagle on, and a response written in two pieces (headers, then body) waits for the client's
-    delayed ACK: about 40 ms on loopback, which would swamp the few milliseconds measured here.
-    Harmless when the server already sets it.
-    """
-    import asyncio.base_events as base_events
-    import socket
-
-    def nodelay(sock: socket.socket) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-
-    base_events._set_nodelay = nodelay
-
-
 class EmulatorProcess:
     """The emulator in a child process (``python -m qwen_nb.cli emulator --port 0``), like the real service.
 
@@ -164,6 +142,65 @@ def paired(raw: Callable[[], object], ours: Callable[[], object], rounds: int, s
     return statistics.median(a), statistics.median(b)
 
 
+def paired_ttft(
+    raw: Callable[[], float], ours: Callable[[], float], rounds: int, seconds: float
+) -> tuple[float, float]:
+    """Median time to the first answer text of ``raw`` and ``ours`` (each returns it), run alternately."""
+    for _ in range(10):
+        raw()
+        ours()
+    a: list[float] = []
+    b: list[float] = []
+    deadline = time.perf_counter() + seconds
+    for i in range(rounds):
+        if i % 2:
+            b.append(ours())
+            a.append(raw())
+        else:
+            a.append(raw())
+            b.append(ours())
+        if time.perf_counter() > deadline and i >= 20:
+            break
+    return statistics.median(a), statistics.median(b)
+
+
+def ttft_scenarios(emu: Emulator | EmulatorProcess, session: Session) -> dict[str, tuple[Callable, Callable, str]]:
+    """Time from the call to the first answer text, raw SDK stream vs ``stream_chat()`` (rest drained)."""
+    key = emu.key("default")
+    oa = openai.OpenAI(api_key=key, base_url=emu.base_url("ap-southeast-1", "openai"), max_retries=0)
+    ds = dashscope.Client(api_key=key, base_url=emu.base_url("ap-southeast-1", "dashscope"), workspace="",
+                          region="ap-southeast-1", protocol="native", max_retries=0)
+    messages = [{"role": "user", "content": PROMPT}]
+
+    def first_text(chunks, text_of) -> float:
+        t0 = time.perf_counter()
+        first = None
+        for chunk in chunks():
+            if first is None and text_of(chunk):
+                first = time.perf_counter() - t0
+        return first
+
+    def oa_text(c):
+        return c.choices and c.choices[0].delta.content
+
+    def ds_text(c):
+        return c.choices and c.choices[0].delta.content
+
+    def ours(api: str) -> Callable[[], float]:
+        return lambda: first_text(lambda: session.stream_chat(PROMPT, api=api), lambda d: d.content)
+
+    return {
+        "stream_chat() time to first token, openai": (
+            lambda: first_text(lambda: oa.chat.completions.create(
+                model=MODEL, messages=messages, stream=True, stream_options={"include_usage": True}), oa_text),
+            ours("openai"), "raw openai SDK stream"),
+        "stream_chat() time to first token, dashscope": (
+            lambda: first_text(lambda: ds.chat.completions.create(
+                model=MODEL, messages=messages, stream=True, incremental_output=True), ds_text),
+            ours("dashscope"), "raw dashscope SDK stream"),
+    }
+
+
 class _NoLedger(Ledger):
     """A ledger that stores nothing, to time qwen-nb's own code apart from the SQLite insert."""
 
@@ -221,8 +258,11 @@ def measure(emu: Emulator | EmulatorProcess, where: str, kinds: list[str], round
             todo = list(scenarios(emu, session).items())
             if kind == "SQLite file ledger":
                 todo = todo[:2]
-            for figure, (raw, ours, label) in todo:
-                base, value = paired(raw, ours, rounds, seconds)
+            timed = [(f, r, o, lbl, paired) for f, (r, o, lbl) in todo]
+            if kind == "in-memory ledger":
+                timed += [(f, r, o, lbl, paired_ttft) for f, (r, o, lbl) in ttft_scenarios(emu, session).items()]
+            for figure, raw, ours, label, pair in timed:
+                base, value = pair(raw, ours, rounds, seconds)
                 row = {"figure": f"{figure} ({kind}; {where})", "value": round(value * 1000, 3), "unit": "ms",
                        "baseline": round(base * 1000, 3), "baseline_label": label}
                 if judged:
@@ -247,7 +287,6 @@ def main(argv: list[str] | None = None) -> int:
         with EmulatorProcess() as emu:
             measure(emu, "emulator in a subprocess", all_kinds, args.rounds, args.seconds, True, rows)
     if args.emulator in ("both", "inprocess"):
-        loopback_nodelay()
         with Emulator() as emu:
             kinds = all_kinds if args.emulator == "inprocess" else all_kinds[:1]
             measure(emu, "emulator in this process", kinds, args.rounds, args.seconds,

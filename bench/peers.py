@@ -1,7 +1,8 @@
 """qwen-nb beside LiteLLM, the peer a user might pick instead: import time and per-call overhead.
 
-Both call the same local emulator (pacing off) in the same run, against the raw ``openai`` SDK
-with a reused client as the baseline. LiteLLM goes through its ``dashscope/`` provider.
+Both call the same local emulator (pacing off, in its own process like the real service) in the
+same run, against the raw ``openai`` SDK with a reused client as the baseline. LiteLLM goes
+through its ``dashscope/`` provider.
 Run: ``python bench/peers.py [--calls N] [--json]``.
 """
 
@@ -37,12 +38,12 @@ def per_call(calls: int) -> dict[str, float]:
     """Median seconds per non-streaming call for raw openai, qwen_nb.chat and litellm.completion."""
     import litellm
     from openai import OpenAI
+    from overhead import EmulatorProcess  # bench/overhead.py: the emulator in its own process
 
-    from qwen_nb.emulator import Emulator
     from qwen_nb.ledger import Ledger
     from qwen_nb.session import Session
 
-    with Emulator() as emu:
+    with EmulatorProcess() as emu:
         prof = emu.profiles()["default"]
         base = emu.base_url(prof.region, "openai")
         messages = [{"role": "user", "content": "Who are you?"}]
@@ -59,10 +60,11 @@ def per_call(calls: int) -> dict[str, float]:
             for _ in range(5):
                 run()
         times: dict[str, list[float]] = {name: [] for name in runners}
-        for _ in range(calls):  # interleaved, so drift hits all three alike
-            for name, run in runners.items():
+        names = list(runners)
+        for i in range(calls):  # interleaved and rotated, so drift and after-effects hit all three alike
+            for name in names[i % 3:] + names[: i % 3]:
                 t = time.perf_counter()
-                run()
+                runners[name]()
                 times[name].append(time.perf_counter() - t)
         session.close()
     return {name: statistics.median(ts) for name, ts in times.items()}
