@@ -335,12 +335,18 @@ def reasoning_text(prompt: str, key: Any) -> str:
     return "\n".join(_fill(s, t, u) for s in picked) + "\nOK, I will write the answer now."
 
 
+def _image_name(url: str) -> str:
+    """How a reply names an image: its file name, or "inline PNG image" for a data URL."""
+    if url.startswith("data:"):
+        kind = url[5:].split(";", 1)[0].split("/")[-1].upper()
+        return f"inline {kind} image" if kind else "inline image"
+    return re.sub(r"[?#].*$", "", url).rstrip("/").rsplit("/", 1)[-1][:40] or "image"
+
+
 def image_reply(prompt: str, images: list[str], key: Any) -> str:
     """A description-like answer for vision requests."""
     rng = _rng("image", key)
-    names = [re.sub(r"[?#].*$", "", u).rstrip("/").rsplit("/", 1)[-1][:40] or "image" for u in images]
-    if any(n.startswith("data:") for n in names):
-        names = ["inline image" if n.startswith("data:") else n for n in names]
+    names = [_image_name(u) for u in images]
     subjects = ("a street scene with people and shops", "a dog sitting on a beach at sunset",
                 "a chart with several coloured bars", "a desk with a laptop and a cup of coffee",
                 "a mountain landscape under a clear sky", "a page of printed text")
@@ -431,12 +437,45 @@ def choose_tool(tools: list[dict[str, Any]], prompt: str, tool_choice: Any = Non
     return best
 
 
+_KEYS_ASKED = re.compile(
+    r"\b(?:keys?|fields?|properties)\b\s*(?:named|called)?\s*:?\s*"
+    r"((?:[`'\"]?[A-Za-z_][\w-]*[`'\"]?)(?:\s*(?:,|\band\b|\bor\b)\s*(?:[`'\"]?[A-Za-z_][\w-]*[`'\"]?))*)",
+    re.IGNORECASE,
+)
+_JSON_WORDS = frozenset({"json", "object", "return", "give", "reply", "answer", "respond", "format", "output"})
+_NUMERIC_KEYS = ("count", "number", "total", "population", "year", "age", "price", "amount", "score", "size")
+
+
+def requested_keys(prompt: str) -> list[str]:
+    """Keys a prompt asks a JSON object to have ("with keys name, capital and population")."""
+    m = _KEYS_ASKED.search(prompt)
+    if not m:
+        return []
+    parts = re.split(r"\s*(?:,|\band\b|\bor\b)\s*", m.group(1))
+    keys = [p.strip("`'\" ") for p in parts]
+    return list(dict.fromkeys(k for k in keys if k))
+
+
+def _json_value(name: str, topic: str, rng: Any) -> Any:
+    """A deterministic, plausible value for a requested JSON key."""
+    if any(word in name.lower() for word in _NUMERIC_KEYS):
+        return rng.randint(1, 9999)
+    return f"{name.replace('_', ' ')} of {topic}"
+
+
 def json_reply(prompt: str, key: Any, schema: dict[str, Any] | None = None) -> str:
     """A JSON object answering the prompt (schema-shaped if a JSON schema is given)."""
     if schema and isinstance(schema.get("properties"), dict):
         return json.dumps(fill_schema(schema, prompt, _rng("json", key)), ensure_ascii=False)
     words = topic_words(prompt, 4)
     t, _ = _topic_phrase(words)
+    asked = requested_keys(prompt)
+    if asked:
+        rest = _KEYS_ASKED.sub(" ", prompt)
+        subject = [w for w in topic_words(rest, 8) if w.lower() not in _JSON_WORDS]
+        topic = subject[-1] if subject else "the question"
+        rng = _rng("json", key)
+        return json.dumps({k: _json_value(k, topic, rng) for k in asked}, ensure_ascii=False)
     obj = {
         "topic": t,
         "summary": _fill(_rng("json", key).choice(_BODY), t, words[-1] if words else "the context"),
