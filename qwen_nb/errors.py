@@ -397,9 +397,19 @@ def guided_error(failure: ServiceFailure, ctx: ErrorContext) -> QwenNbError:
     code = (failure.code or "").lower()
     low = service_says.lower()
     if cls is AccessDeniedError:
-        if code.endswith("unpurchased") or "not activated" in low or "unpurchased" in low:
-            msg = f"Model Studio is not activated for the account of {ctx.who} in {ctx.where}.{said}"
-            fix = "Activate Model Studio for this region in the Alibaba Cloud console, then retry."
+        if code.endswith("unpurchased") or "not activated" in low or "eligible" in low:
+            # e.g. 403 AccessDenied.Unpurchased "Access to model denied. Please make sure you are eligible ..."
+            msg = (f"The account of {ctx.who} is not entitled to {ctx.model!r} in {ctx.where}: the model (or "
+                   f"Model Studio in this region) has not been activated or purchased.{said}")
+            fix = ("Activate Model Studio for this region and the model in the Alibaba Cloud console (some models "
+                   "need a paid plan), or call a model the account has; granting it to a workspace does not help.")
+            return AccessDeniedError(msg, fix=fix, **common)
+        if code.startswith("workspace.") or "workspace access denied" in low:
+            # e.g. 403 Workspace.AccessDenied: the key may not be used in the workspace the call names
+            ws = getattr(ctx.profile, "workspace", None)
+            msg = (f"{ctx.who} may not use workspace {ws or '(the one the call named)'} in {ctx.where}.{said}")
+            fix = ("Use the API key of that workspace, or the workspace id the key belongs to (console > the "
+                   "workspace > API keys); check DASHSCOPE_WORKSPACE / QWEN_NB_<NAME>_WORKSPACE.")
             return AccessDeniedError(msg, fix=fix, **common)
         if "synchronous" in low or "async" in low:
             msg = f"{ctx.model!r} can only be called asynchronously ({ctx.who}, {ctx.where}).{said}"

@@ -70,8 +70,16 @@ def test_model_not_granted_says_how_to_grant_and_who_can_call_it():
 
 
 def test_unpurchased_is_not_a_grant_problem():
-    err = guided_error(status("AccessDenied.Unpurchased", 403, "not activated"), ctx())
+    said = "Access to model denied. Please make sure you are eligible for using the model."
+    err = guided_error(status("AccessDenied.Unpurchased", 403, said), ctx())
     assert type(err) is AccessDeniedError and "activate" in err.fix.lower()
+    assert "not entitled to 'qwen-max'" in err.message and "workspace does not help" in err.fix
+
+
+def test_workspace_access_denied_points_at_the_workspace_id():
+    err = guided_error(status("Workspace.AccessDenied", 403, "Workspace access denied."), ctx())
+    assert type(err) is AccessDeniedError
+    assert "llm-aaa" in err.message and "QWEN_NB_<NAME>_WORKSPACE" in err.fix
 
 
 def test_unknown_model_did_you_mean():
