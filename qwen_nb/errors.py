@@ -245,7 +245,7 @@ class ErrorContext:
     """
 
     __slots__ = ("profile", "region", "region_label", "base_url", "model", "api", "others", "known_models",
-                 "attempts")
+                 "attempts", "gateway")
 
     def __init__(
         self,
@@ -259,7 +259,10 @@ class ErrorContext:
         others: tuple = (),
         known_models: list[str] | None = None,
         attempts: int = 1,
+        gateway: str | None = None,
     ) -> None:
+        #: the workspace gateway host of the call's region (``{WorkspaceId}`` where the id is unknown)
+        self.gateway = gateway
         self.profile = profile
         self.region = region
         self.region_label = region_label
@@ -333,10 +336,11 @@ def _not_granted(f: ServiceFailure, ctx: ErrorContext) -> tuple[str, str]:
     if getattr(p, "workspace", None):
         msg += " A sub-workspace key can only call the models granted to its workspace."
     ws = getattr(p, "workspace", None) or "{WorkspaceId}"
+    gateway = ctx.gateway or f"https://{ws}.{ctx.region}.maas.aliyuncs.com"
     fix = (
         f"Grant {model!r} to the workspace: Model Studio console > the workspace > model permissions "
         f"(authorization) > add {model!r} for inference; or by API: POST "
-        f"https://{ws}.{ctx.region}.maas.aliyuncs.com/api/v1/models/permissions with "
+        f"{gateway}/api/v1/models/permissions with "
         f'{{"models": [{{"model": "{model}", "inference": true}}], "access_all_entities": "KEEP"}}.'
     )
     callers = []

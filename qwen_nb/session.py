@@ -331,6 +331,7 @@ class Session:
             others=tuple(p for p in self._profiles.values() if p.name != call.profile.name),
             known_models=known,
             attempts=attempts,
+            gateway=call.region.gateway(call.profile.workspace or "{WorkspaceId}"),
         )
 
     def _models_for_hint(self, call: _Call) -> list[str] | None:
