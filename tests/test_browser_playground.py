@@ -1,7 +1,7 @@
-"""End to end: the Playground in JupyterLab, driven in headless Chromium against the emulator.
+"""End to end: the Playground in JupyterLab 4 and Notebook 7, driven in headless Chromium against the emulator.
 
-Runs when Debian's Chromium (/usr/bin/chromium), Playwright and JupyterLab are installed (CI
-installs them); skipped with the reason otherwise. Playwright drives the system Chromium, so
+Runs when Debian's Chromium (/usr/bin/chromium), Playwright, JupyterLab and Notebook are installed
+(CI installs them); skipped with the reason otherwise. Playwright drives the system Chromium, so
 no browser is downloaded. A screenshot is saved under tests/artifacts/.
 """
 
@@ -47,9 +47,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def lab(emulator, tmp_path):
-    """JupyterLab on loopback serving one notebook that shows a Playground; kernels use the emulator."""
+FRONTENDS = {
+    # frontend: (server module, URL path of the notebook)
+    "jupyterlab": ("jupyterlab", "lab/tree/playground.ipynb"),
+    "notebook7": ("notebook", "notebooks/playground.ipynb"),
+}
+
+
+@pytest.fixture(params=list(FRONTENDS))
+def lab(request, emulator, tmp_path):
+    """A Jupyter frontend on loopback serving one notebook that shows a Playground; kernels use the emulator."""
+    module, path = FRONTENDS[request.param]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import qwen_nb as q\npg = q.Playground()\npg")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -60,7 +70,7 @@ def lab(emulator, tmp_path):
     port = _free_port()
     log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+        [sys.executable, "-m", module, "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
          f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={tmp_path}", "--ServerApp.open_browser=False"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
@@ -74,9 +84,9 @@ def lab(emulator, tmp_path):
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log_text = (tmp_path / "lab.log").read_text()[-3000:]
-                    raise RuntimeError("JupyterLab did not start:\n" + log_text) from None
+                    raise RuntimeError(f"{module} did not start:\n" + log_text) from None
                 time.sleep(0.3)
-        yield f"{base}/lab/tree/playground.ipynb?token={TOKEN}"
+        yield request.param, f"{base}/{path}?token={TOKEN}"
     finally:
         proc.terminate()
         try:
@@ -109,12 +119,14 @@ def _choose(page, label: str, contains: str) -> str:
 def test_playground_streams_an_answer_and_shows_guidance(lab):
     from playwright.sync_api import expect, sync_playwright
 
+    frontend, url = lab
+
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         try:
-            page.goto(lab)
+            page.goto(url)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
             page.wait_for_function(
                 "() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
@@ -129,7 +141,7 @@ def test_playground_streams_an_answer_and_shows_guidance(lab):
                     send.wait_for(timeout=20_000)
                     break
                 except Exception:  # noqa: BLE001 - retried, then reported by the last wait below
-                    page.screenshot(path=str(ARTIFACTS / "playground-waiting.png"), full_page=True)
+                    page.screenshot(path=str(ARTIFACTS / f"{frontend}-playground-waiting.png"), full_page=True)
             send.wait_for(timeout=20_000)
 
             # a default-workspace profile and a model it may call
@@ -141,7 +153,7 @@ def test_playground_streams_an_answer_and_shows_guidance(lab):
             usage = page.locator(".widget-html:has-text(' total')").first
             expect(usage).to_be_visible(timeout=30_000)
             assert "qwen-plus" in usage.inner_text()
-            page.screenshot(path=str(ARTIFACTS / "playground-answer.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"{frontend}-playground-answer.png"), full_page=True)
 
             # a sub-workspace calling a model it was not granted: the guidance, not a traceback
             _choose(page, "Profile", "team-a")
@@ -153,9 +165,9 @@ def test_playground_streams_an_answer_and_shows_guidance(lab):
             text = guidance.inner_text()
             assert "qwen-max" in text and "team-a" in text
             assert "Traceback" not in page.content()
-            page.screenshot(path=str(ARTIFACTS / "playground-access-denied.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"{frontend}-playground-access-denied.png"), full_page=True)
         except Exception:
-            page.screenshot(path=str(ARTIFACTS / "playground-failure.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"{frontend}-playground-failure.png"), full_page=True)
             raise
         finally:
             browser.close()
