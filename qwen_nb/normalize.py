@@ -94,8 +94,8 @@ def _message_fields(msg: Any) -> tuple[str, str, tuple[ToolCall, ...]]:
     return content or "", reasoning, calls
 
 
-def from_openai(resp: Any) -> Completion:
-    """``Completion`` from an ``openai`` ``ChatCompletion``."""
+def _from_response(resp: Any, request_id: str | None) -> Completion:
+    """``Completion`` from a whole-answer response of either SDK (both carry ``choices[0].message``)."""
     choices = _get(resp, "choices") or []
     text = reasoning = ""
     calls: tuple[ToolCall, ...] = ()
@@ -109,32 +109,21 @@ def from_openai(resp: Any) -> Completion:
         finish_reason=reason,
         usage=usage(_get(resp, "usage")),
         tool_calls=calls,
-        request_id=getattr(resp, "_request_id", None) or _get(resp, "id"),
+        request_id=request_id,
         model=_get(resp, "model"),
         raw=resp,
     )
+
+
+def from_openai(resp: Any) -> Completion:
+    """``Completion`` from an ``openai`` ``ChatCompletion``."""
+    return _from_response(resp, getattr(resp, "_request_id", None) or _get(resp, "id"))
 
 
 def from_native(resp: Any) -> Completion:
     """``Completion`` from a ``dashscope`` 2.x ``ChatCompletion`` (native protocol)."""
-    choices = _get(resp, "choices") or []
-    text = reasoning = ""
-    calls: tuple[ToolCall, ...] = ()
-    reason = None
-    if choices:
-        text, reasoning, calls = _message_fields(_get(choices[0], "message"))
-        reason = finish(_get(choices[0], "finish_reason"))
     headers = _get(resp, "headers") or {}
-    return Completion(
-        text=text,
-        reasoning=reasoning,
-        finish_reason=reason,
-        usage=usage(_get(resp, "usage")),
-        tool_calls=calls,
-        request_id=_get(resp, "request_id") or headers.get("x-request-id"),
-        model=_get(resp, "model"),
-        raw=resp,
-    )
+    return _from_response(resp, _get(resp, "request_id") or headers.get("x-request-id"))
 
 
 class StreamAccumulator:

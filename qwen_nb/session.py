@@ -458,6 +458,17 @@ class Session:
             return ChatStream(self, call).result
         return self._complete(call)
 
+    def _call_failure(self, exc: Exception, call: _Call, backend: Any, attempts: int, t0: float) -> float:
+        """A failed attempt of a whole-answer call: the delay before the next, or raise (recorded once)."""
+        err = self._translate(exc, call, backend, attempts)
+        if err is None:
+            raise exc
+        delay = self._retry_delay(err, call, attempts)
+        if delay is None:
+            self._record_error(call, err, attempts, t0)
+            raise err from None
+        return delay
+
     def _complete(self, call: _Call) -> ChatResult:
         backend = self._backend(call)
         t0 = time.perf_counter()
@@ -468,14 +479,7 @@ class Session:
                 comp = backend.complete(call.req)
                 break
             except Exception as exc:
-                err = self._translate(exc, call, backend, attempts)
-                if err is None:
-                    raise
-                delay = self._retry_delay(err, call, attempts)
-                if delay is None:
-                    self._record_error(call, err, attempts, t0)
-                    raise err from None
-                time.sleep(delay)
+                time.sleep(self._call_failure(exc, call, backend, attempts, t0))
         result = self._result(call, comp, time.perf_counter() - t0, attempts)
         self._record_result(call, result)
         return result
@@ -503,16 +507,9 @@ class Session:
                 comp = await backend.acomplete(call.req)
                 break
             except Exception as exc:
-                err = self._translate(exc, call, backend, attempts)
-                if err is None:
-                    raise
-                delay = self._retry_delay(err, call, attempts)
-                if delay is None:
-                    self._record_error(call, err, attempts, t0)
-                    raise err from None
                 import asyncio
 
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._call_failure(exc, call, backend, attempts, t0))
         result = self._result(call, comp, time.perf_counter() - t0, attempts)
         self._record_result(call, result)
         return result
