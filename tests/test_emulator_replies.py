@@ -20,6 +20,8 @@ def test_json_objects_have_the_keys_the_prompt_asks_for():
     assert list(obj) == ["name", "capital", "population"]
     assert isinstance(obj["population"], int) and "France" in obj["capital"]
     assert json_reply(prompt, key=7) == json_reply(prompt, key=7)
+    other = json.loads(json_reply("Give a json object with keys country and year_founded for Acme.", key=1))
+    assert isinstance(other["country"], str) and isinstance(other["year_founded"], int)
 
 
 def test_json_without_requested_keys_keeps_the_default_shape():

@@ -458,7 +458,7 @@ def requested_keys(prompt: str) -> list[str]:
 
 def _json_value(name: str, topic: str, rng: Any) -> Any:
     """A deterministic, plausible value for a requested JSON key."""
-    if any(word in name.lower() for word in _NUMERIC_KEYS):
+    if any(part in _NUMERIC_KEYS for part in re.split(r"[_\W]+", name.lower())):
         return rng.randint(1, 9999)
     return f"{name.replace('_', ' ')} of {topic}"
 
