@@ -19,12 +19,12 @@ lab: $(STAMP)
 
 ## Run the whole test suite: ruff, unit and integration tests, notebooks under nbval.
 test: $(STAMP)
-	$(BIN)/ruff check qwen_nb tests bench
+	$(BIN)/ruff check qwen_nb tests bench scripts
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with=qwen_nb/data/nbval_sanitize.cfg -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check qwen_nb tests bench
+	$(BIN)/ruff check qwen_nb tests bench scripts
 
 ## Run every benchmark and write bench/RESULTS.md (not part of `make test`).
 bench: $(STAMP)
