@@ -21,6 +21,7 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check qwen_nb tests bench scripts
 	$(BIN)/python -m pytest tests
+	$(BIN)/qwen-nb check-notebooks --strict notebooks
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with=qwen_nb/data/nbval_sanitize.cfg -p no:cacheprovider
 
 lint: $(STAMP)
