@@ -1016,10 +1016,10 @@ def connect(
         if not profiles:
             url = os.environ.get("QWEN_NB_EMULATOR", "").strip().rstrip("/")
             if url:
-                from qwen_nb.emulator.config import default_profiles
+                from qwen_nb.emulator.config import running_profiles
                 from qwen_nb.regions import emulator_regions
 
-                profiles, regions = default_profiles(url), emulator_regions(url)
+                profiles, regions = running_profiles(url), emulator_regions(url)
                 _emulator_notice(url, started=False)
             else:
                 from qwen_nb.emulator import Emulator

@@ -8,7 +8,7 @@ Layout, for each region id of ``qwen_nb.regions.REGIONS``::
     /{region}/api/v1/services/aigc/multimodal-generation/generation  POST (native, vision)
     /{region}/ws/{workspace_id}/...                          the workspace gateway: same paths,
                                                              plus POST /api/v1/models/permissions
-    /_emulator/faults | reset | requests | stats | health      (loopback-only control endpoints)
+    /_emulator/faults | reset | requests | stats | health | workspaces   (loopback-only control endpoints)
 """
 
 from __future__ import annotations
@@ -346,6 +346,12 @@ class EmulatorApp:
                 return Response(wire.dumps(self.state.pacing_dict()), media_type="application/json")
             if name == "stats" and request.method == "GET":
                 return Response(wire.dumps(self.state.stats()), media_type="application/json")
+            if name == "workspaces" and request.method == "GET":
+                # demo keys are public: they only work on this emulator
+                spaces = [{"name": ws.name, "id": ws.id, "region": ws.region, "default": ws.default,
+                           "keys": list(ws.keys), "models": self.state.grants(ws)}
+                          for ws in self.state.config.workspaces]
+                return Response(wire.dumps(spaces), media_type="application/json")
             if name == "requests" and request.method == "GET":
                 return Response(wire.dumps([asdict(r) for r in self.state.requests]), media_type="application/json")
         except (ValueError, TypeError) as exc:

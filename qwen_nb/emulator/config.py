@@ -256,6 +256,28 @@ def default_profiles(root_url: str) -> dict:
     return profiles_for(default_config(), root_url)
 
 
+def running_profiles(root_url: str, timeout: float = 2.0) -> dict:
+    """The profiles of the emulator running at ``root_url``, asked from its ``/_emulator/workspaces``.
+
+    So notebooks pointed at an emulator started with its own ``--config`` get that config's
+    workspaces; an emulator that does not answer gives the built-in demo profiles.
+    """
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(root_url.rstrip("/") + "/_emulator/workspaces", timeout=timeout) as resp:
+            spaces = json.loads(resp.read())
+        workspaces = tuple(
+            Workspace(name=w["name"], id=w["id"], region=w["region"], keys=tuple(w.get("keys") or ()),
+                      models=None if w.get("models") is None else tuple(w["models"]), default=bool(w.get("default")))
+            for w in spaces
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return default_profiles(root_url)
+    return profiles_for(replace(default_config(), workspaces=workspaces), root_url)
+
+
 def demo_keys(config: EmulatorConfig | None = None) -> frozenset[str]:
     """Every key of the emulator's workspaces (handy to tell demo keys from real ones)."""
     cfg = config or default_config()
@@ -274,5 +296,6 @@ __all__ = [
     "load_config",
     "parse_config",
     "profiles_for",
+    "running_profiles",
     "resolve_config",
 ]

@@ -1,0 +1,61 @@
+"""Notebooks pointed at a running emulator get that emulator's own workspaces (custom --config too)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qwen_nb.emulator import Emulator
+from qwen_nb.emulator.config import default_profiles, running_profiles
+
+CLASS_TOML = """
+[[workspace]]
+name = "teacher"
+id = "llm-0000000000000001"
+region = "ap-southeast-1"
+default = true
+keys = ["sk-11111111111111111111111111111111"]
+models = "all"
+
+[[workspace]]
+name = "students"
+id = "llm-0000000000000002"
+region = "ap-southeast-1"
+keys = ["sk-22222222222222222222222222222222"]
+models = ["qwen-flash"]
+"""
+
+
+@pytest.fixture
+def classroom(tmp_path):
+    path = tmp_path / "class.toml"
+    path.write_text(CLASS_TOML)
+    with Emulator(config=path) as emu:
+        yield emu
+
+
+def test_running_profiles_come_from_the_emulator(classroom):
+    got = running_profiles(classroom.url)
+    assert set(got) == {"teacher", "students"}
+    assert got["students"].models == ("qwen-flash",) and got["students"].workspace == "llm-0000000000000002"
+    assert got["teacher"].workspace is None and got["teacher"].source == "emulator"
+
+
+def test_connect_uses_the_running_emulators_workspaces(classroom, monkeypatch, tmp_path):
+    from qwen_nb.session import connect, set_default_session
+
+    for var in ("DASHSCOPE_API_KEY", "DASHSCOPE_REGION", "DASHSCOPE_WORKSPACE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("QWEN_NB_EMULATOR", classroom.url)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    previous = set_default_session(None)
+    try:
+        s = connect()
+        assert [p.name for p in s.profiles()] == ["teacher", "students"]
+        assert s.chat("Who are you?", profile="students", model="qwen-flash").text.startswith("I am Qwen")
+        s.close()
+    finally:
+        set_default_session(previous)
+
+
+def test_an_unreachable_emulator_falls_back_to_the_demo_profiles():
+    assert set(running_profiles("http://127.0.0.1:9", timeout=0.5)) == set(default_profiles("http://127.0.0.1:9"))
