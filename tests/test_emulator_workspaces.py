@@ -59,3 +59,11 @@ def test_connect_uses_the_running_emulators_workspaces(classroom, monkeypatch, t
 
 def test_an_unreachable_emulator_falls_back_to_the_demo_profiles():
     assert set(running_profiles("http://127.0.0.1:9", timeout=0.5)) == set(default_profiles("http://127.0.0.1:9"))
+
+
+def test_profiles_keep_the_configured_grants_after_runtime_changes(classroom):
+    classroom.grant("students", ["qwen-plus", "qwen-flash"])  # e.g. a notebook granting by API
+    try:
+        assert running_profiles(classroom.url)["students"].models == ("qwen-flash",)
+    finally:
+        classroom.reset()

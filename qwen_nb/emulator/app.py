@@ -348,8 +348,9 @@ class EmulatorApp:
                 return Response(wire.dumps(self.state.stats()), media_type="application/json")
             if name == "workspaces" and request.method == "GET":
                 # demo keys are public: they only work on this emulator
+                # "models": the configured grants (what a profile knows); "granted_now": after runtime changes
                 spaces = [{"name": ws.name, "id": ws.id, "region": ws.region, "default": ws.default,
-                           "keys": list(ws.keys), "models": self.state.grants(ws)}
+                           "keys": list(ws.keys), "models": ws.models, "granted_now": self.state.grants(ws)}
                           for ws in self.state.config.workspaces]
                 return Response(wire.dumps(spaces), media_type="application/json")
             if name == "requests" and request.method == "GET":
