@@ -120,32 +120,19 @@ class EmulatorProcess:
         self.stop()
 
 
-def paired(raw: Callable[[], object], ours: Callable[[], object], rounds: int, seconds: float) -> tuple[float, float]:
-    """Median seconds of ``raw`` and ``ours``, run alternately (warm-up first)."""
-    for _ in range(10):
-        raw()
-        ours()
-    a: list[float] = []
-    b: list[float] = []
-    deadline = time.perf_counter() + seconds
-    for i in range(rounds):
-        first, second = (raw, ours) if i % 2 == 0 else (ours, raw)
+def timed(fn: Callable[[], object]) -> Callable[[], float]:
+    """``fn`` made to return its own wall time in seconds."""
+
+    def run() -> float:
         t0 = time.perf_counter()
-        first()
-        t1 = time.perf_counter()
-        second()
-        t2 = time.perf_counter()
-        (a if first is raw else b).append(t1 - t0)
-        (b if first is raw else a).append(t2 - t1)
-        if time.perf_counter() > deadline and i >= 20:
-            break
-    return statistics.median(a), statistics.median(b)
+        fn()
+        return time.perf_counter() - t0
+
+    return run
 
 
-def paired_ttft(
-    raw: Callable[[], float], ours: Callable[[], float], rounds: int, seconds: float
-) -> tuple[float, float]:
-    """Median time to the first answer text of ``raw`` and ``ours`` (each returns it), run alternately."""
+def paired(raw: Callable[[], float], ours: Callable[[], float], rounds: int, seconds: float) -> tuple[float, float]:
+    """Median of the seconds ``raw`` and ``ours`` each return, run alternately (warm-up first)."""
     for _ in range(10):
         raw()
         ours()
@@ -258,11 +245,11 @@ def measure(emu: Emulator | EmulatorProcess, where: str, kinds: list[str], round
             todo = list(scenarios(emu, session).items())
             if kind == "SQLite file ledger":
                 todo = todo[:2]
-            timed = [(f, r, o, lbl, paired) for f, (r, o, lbl) in todo]
-            if kind == "in-memory ledger":
-                timed += [(f, r, o, lbl, paired_ttft) for f, (r, o, lbl) in ttft_scenarios(emu, session).items()]
-            for figure, raw, ours, label, pair in timed:
-                base, value = pair(raw, ours, rounds, seconds)
+            runs = [(f, timed(r), timed(o), lbl) for f, (r, o, lbl) in todo]
+            if kind == "in-memory ledger":  # these return their own time to the first token
+                runs += [(f, r, o, lbl) for f, (r, o, lbl) in ttft_scenarios(emu, session).items()]
+            for figure, raw, ours, label in runs:
+                base, value = paired(raw, ours, rounds, seconds)
                 row = {"figure": f"{figure} ({kind}; {where})", "value": round(value * 1000, 3), "unit": "ms",
                        "baseline": round(base * 1000, 3), "baseline_label": label}
                 if judged:
