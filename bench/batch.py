@@ -11,10 +11,11 @@ For each API: the same 64 prompts through a sequential ``chat()`` loop and throu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from _rows import emit  # bench/_rows.py: how every benchmark prints its rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -54,12 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                          "unit": "s", "baseline": round(N * TTFT / CONCURRENCY, 3),
                          "baseline_label": "ideal (4 waves of 200 ms)"})
         session.close()
-    if args.json:
-        print(json.dumps({"name": "batch", "rows": rows}))
-        return 0
-    for r in rows:
-        verdict = "" if "ok" not in r else f"target {r['target']} {'ok' if r['ok'] else 'MISSED'}"
-        print(f"{r['figure']:<62} {r['value']:>8} {r['unit']:<3} ({r['baseline_label']}) {verdict}")
+    emit("batch", rows, args.json)
     return 0
 
 

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _rows import emit  # bench/_rows.py: how every benchmark prints its rows
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("openai", "dashscope", "ipywidgets", "starlette", "uvicorn", "httpx")
 TARGET_MS = 50.0
@@ -63,13 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         {"figure": "heavy packages imported by qwen_nb.session", "value": len(session_heavy), "unit": "packages",
          "target": "0", "ok": not session_heavy, "detail": session_heavy},
     ]
-    if args.json:
-        print(json.dumps({"name": "import_time", "rows": rows}))
-        return 0
-    for r in rows:
-        verdict = "" if "ok" not in r else f"target {r['target']:<8} {'ok' if r['ok'] else 'MISSED'}"
-        print(f"{r['figure']:<70} {r['value']:>8} {r['unit']:<8} {verdict}")
-    if heavy:
+    emit("import_time", rows, args.json)
+    if heavy and not args.json:
         print("imported:", ", ".join(heavy))
     return 0
 

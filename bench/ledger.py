@@ -10,7 +10,6 @@ Bounded: about 10-20 s on a small machine.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sqlite3
 import statistics
@@ -19,6 +18,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from _rows import emit  # bench/_rows.py: how every benchmark prints its rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -155,15 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"figure": f"report(since=1 day ago) over {args.report_size:,} records", "value": recent * 1e3,
                  "unit": "ms", "target": "< 500 ms", "ok": recent < 0.5})
 
-    if args.json:
-        print(json.dumps({"name": "ledger", "rows": rows}))
-    else:
-        width = max(len(r["figure"]) for r in rows)
-        print(f"{'figure':<{width}}  {'value':>10}  unit  target     met")
-        for r in rows:
-            ok = {True: "yes", False: "NO"}.get(r.get("ok"), "")
-            extra = f"  (baseline {r['baseline']:.3f} {r['unit']}: {r['baseline_label']})" if "baseline" in r else ""
-            print(f"{r['figure']:<{width}}  {r['value']:>10.3f}  {r['unit']:<4}  {r.get('target', ''):<9}  {ok}{extra}")
+    emit("ledger", rows, args.json)
     return 0 if all(r.get("ok", True) for r in rows) else 1
 
 

@@ -24,7 +24,6 @@ own code alone) and with a SQLite file ledger (what a notebook uses by default).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -42,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dashscope  # noqa: E402
 import openai  # noqa: E402
+from _rows import emit  # bench/_rows.py: how every benchmark prints its rows
 
 from qwen_nb.emulator import Emulator  # noqa: E402
 from qwen_nb.emulator.config import default_profiles  # noqa: E402
@@ -279,16 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             measure(emu, "emulator in this process", kinds, args.rounds, args.seconds,
                     args.emulator == "inprocess", rows)
 
-    if args.json:
-        print(json.dumps({"name": "overhead", "rows": rows}))
-        return 0
-    width = max(len(r["figure"]) for r in rows)
-    print(f"{'figure':<{width}}  {'raw SDK ms':>10}  {'qwen-nb ms':>10}  {'ratio':>6}  target")
-    for r in rows:
-        ratio = r["value"] / r["baseline"]
-        mark = {True: "ok", False: "MISSED"}.get(r.get("ok"), "")
-        print(f"{r['figure']:<{width}}  {r['baseline']:>10.3f}  {r['value']:>10.3f}  {ratio:>6.3f}  "
-              f"{r.get('target', '')} {mark}")
+    emit("overhead", rows, args.json)
     return 0
 
 

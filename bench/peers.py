@@ -9,12 +9,13 @@ Run: ``python bench/peers.py [--calls N] [--json]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+from _rows import emit  # bench/_rows.py: how every benchmark prints its rows
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of LiteLLM's price map
 
@@ -95,12 +96,7 @@ def main(argv: list[str] | None = None) -> int:
          "baseline": round(raw_call * 1000, 3), "baseline_label": "raw openai SDK, reused client"}
         for name, sec in calls.items() if name != "raw openai SDK"
     ]
-    if args.json:
-        print(json.dumps({"name": "peers", "rows": rows}))
-    else:
-        for row in rows:
-            print(f"{row['figure']:<50} {row['value']:>9} {row['unit']}  "
-                  f"({row['value'] / row['baseline']:.2f}x {row['baseline_label']})")
+    emit("peers", rows, args.json)
     return 0
 
 

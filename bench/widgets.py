@@ -18,10 +18,11 @@ Bounded: about 15 s.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from _rows import emit  # bench/_rows.py: how every benchmark prints its rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -107,15 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         {"figure": "Stop -> not busy", "value": stop["stop_ms"], "unit": "ms", "target": "<= 200 ms",
          "ok": stop["stop_ms"] <= 200},
     ]
-    if args.json:
-        print(json.dumps({"name": "widgets", "rows": rows}))
-    else:
-        width = max(len(r["figure"]) for r in rows)
-        print(f"{'figure':<{width}}  {'value':>10}  unit  target     met")
-        for r in rows:
-            ok = {True: "yes", False: "NO"}.get(r.get("ok"), "")
-            extra = f"  (baseline {r['baseline']:.1f}: {r['baseline_label']})" if "baseline" in r else ""
-            print(f"{r['figure']:<{width}}  {r['value']:>10.2f}  {r['unit']:<4}  {r.get('target', ''):<9}  {ok}{extra}")
+    emit("widgets", rows, args.json)
     return 0 if all(r.get("ok", True) for r in rows) else 1
 
 
