@@ -31,3 +31,12 @@ def session(emu):
     s = Session(emu.profiles(), regions=emu.regions(), ledger=Ledger(":memory:"), max_retries=2)
     yield s
     s.close()
+
+
+@pytest.fixture
+def led():
+    """An in-memory usage ledger."""
+    from qwen_nb.ledger import Ledger
+
+    with Ledger(":memory:") as ledger:
+        yield ledger

@@ -8,10 +8,10 @@ import io
 import sqlite3
 import sys
 import threading
-import time
 import warnings
 
 import pytest
+from records import rec
 
 from qwen_nb import ledger as ledger_mod
 from qwen_nb.errors import ConfigError, InputError
@@ -26,22 +26,6 @@ from qwen_nb.ledger import (
     cli_main,
     migrate,
 )
-
-
-def rec(**kw) -> CallRecord:
-    base = dict(
-        time=time.time(), profile="team-a", workspace="ws-a", region="ap-southeast-1", api="openai",
-        model="qwen-plus", input_tokens=100, output_tokens=50, reasoning_tokens=0, latency=0.2,
-        request_id="req-1", status="ok", error_code=None, attempts=1, cost=0.001, currency="USD",
-    )
-    base.update(kw)
-    return CallRecord(**base)
-
-
-@pytest.fixture
-def led():
-    with Ledger(":memory:") as ledger:
-        yield ledger
 
 
 @pytest.fixture

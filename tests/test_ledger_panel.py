@@ -6,28 +6,13 @@ import json
 import time
 
 import pytest
+from records import rec
 
-from qwen_nb.ledger import CallRecord, Ledger
+from qwen_nb.ledger import Ledger
 
 pytest.importorskip("ipywidgets")
 
 from qwen_nb.widgets.usage_panel import UsagePanel  # noqa: E402
-
-
-def rec(**kw) -> CallRecord:
-    base = dict(
-        time=time.time(), profile="team-a", workspace="ws-a", region="ap-southeast-1", api="openai",
-        model="qwen-plus", input_tokens=100, output_tokens=50, reasoning_tokens=0, latency=0.2,
-        request_id=None, status="ok", error_code=None, attempts=1, cost=0.001, currency="USD",
-    )
-    base.update(kw)
-    return CallRecord(**base)
-
-
-@pytest.fixture
-def led():
-    with Ledger(":memory:") as ledger:
-        yield ledger
 
 
 def test_panel_shows_session_totals_per_workspace(led):
