@@ -27,6 +27,7 @@ from qwen_nb.errors import (
     ConfigError,
     ErrorContext,
     InputError,
+    ModelNotGrantedError,
     NetworkError,
     QwenNbError,
     ServiceFailure,
@@ -137,7 +138,11 @@ class Session:
         self.timeout = float(timeout)
         self._backends: dict[tuple[str, str], Backend] = {}
         self._lock = threading.RLock()
+        #: (profile name, api) -> the model ids the service listed for that profile (one cache, widgets included)
+        self._model_lists: dict[tuple[str, str], list[str]] = {}
         self._known_models: dict[str, list[str] | None] = {}
+        #: profile name -> models that failed with ModelNotGrantedError in this session
+        self._not_granted: dict[str, set[str]] = {}
         self._emulator: Any = None  # an in-process emulator this session started (stopped by close())
         self.on_emulator: bool = any(p.source == "emulator" for p in self._profiles.values()) or any(
             r.host.startswith(("http://127.", "http://localhost")) for r in self._regions.values()
@@ -202,7 +207,7 @@ class Session:
         with self._lock:
             self._drop_backends(profile.name)
             self._profiles[profile.name] = profile
-            self._known_models.pop(profile.name, None)
+            self._forget(profile.name)
         return profile
 
     def remove_profile(self, name: str) -> None:
@@ -211,6 +216,33 @@ class Session:
         with self._lock:
             self._drop_backends(profile.name)
             self._profiles.pop(profile.name, None)
+            self._forget(profile.name)
+
+    def _forget(self, name: str) -> None:
+        """Drop what was learned about profile ``name`` (model lists, not-granted marks): its key changed."""
+        self._known_models.pop(name, None)
+        self._not_granted.pop(name, None)
+        for k in [k for k in self._model_lists if k[0] == name]:
+            del self._model_lists[k]
+
+    def cached_models(self, profile: str | Profile | None = None, api: str = "openai") -> list[str] | None:
+        """The model list of ``profile`` if ``list_models`` already fetched it, else None (no network call)."""
+        name = self.get_profile(profile).name
+        with self._lock:
+            cached = self._model_lists.get((name, check_api(api)))
+        return None if cached is None else list(cached)
+
+    def not_granted(self, profile: str | Profile | None = None) -> frozenset[str]:
+        """Models that ``profile`` was refused in this session as not granted to its workspace."""
+        name = self.get_profile(profile).name
+        with self._lock:
+            return frozenset(self._not_granted.get(name, ()))
+
+    def note_not_granted(self, profile: str | Profile | None, model: str) -> None:
+        """Remember that ``profile`` may not call ``model`` (done for every ``ModelNotGrantedError``)."""
+        name = self.get_profile(profile).name
+        with self._lock:
+            self._not_granted.setdefault(name, set()).add(model)
 
     def region(self, profile_name: str | None = None) -> Region:
         """The ``Region`` (with this session's base URLs) of a profile."""
@@ -438,6 +470,9 @@ class Session:
                      request_id=result.request_id, cost=result.cost, currency=result.currency)
 
     def _record_error(self, call: _Call, err: QwenNbError, attempts: int, t0: float) -> None:
+        if isinstance(err, ModelNotGrantedError):
+            with self._lock:
+                self._not_granted.setdefault(call.profile.name, set()).add(call.req.model)
         self._record(call, status="error", attempts=attempts, latency=time.perf_counter() - t0,
                      request_id=err.request_id, error_code=err.code or type(err).__name__)
 
@@ -575,10 +610,18 @@ class Session:
                 bar.close()
         return out  # type: ignore[return-value]
 
-    def list_models(self, profile: str | Profile | None = None, api: str = "openai") -> list[str]:
-        """Model ids the service lists for a profile's key (``GET /compatible-mode/v1/models``)."""
+    def list_models(self, profile: str | Profile | None = None, api: str = "openai", *,
+                    refresh: bool = False) -> list[str]:
+        """Model ids the service lists for a profile's key (``GET /compatible-mode/v1/models``).
+
+        Cached per (profile, api) on the session (``refresh=True`` asks the service again); every
+        view of the session (model pickers included) shares this one cache.
+        """
         api = check_api(api)
         prof = self.get_profile(profile)
+        cached = None if refresh else self._model_lists.get((prof.name, api))
+        if cached is not None:
+            return list(cached)
         region = self._regions.get(prof.region) or get_region(prof.region)
         call = _Call(prof, region, api, ChatRequest(model=self.default_model, messages=[]),
                      region.base_url(api, prof.workspace))
@@ -596,6 +639,7 @@ class Session:
             err.model = None
             raise err from None
         self._known_models[prof.name] = names
+        self._model_lists[(prof.name, api)] = list(names)
         return names
 
 
