@@ -17,15 +17,19 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	@bash scripts/lab.sh $(PORT)
 
-## Run the whole test suite: ruff, unit and integration tests, notebooks under nbval.
+## Run the whole test suite: ruff, mypy, import contracts, unit and integration tests, notebooks under nbval.
 test: $(STAMP)
 	$(BIN)/ruff check qwen_nb tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest tests
 	$(BIN)/qwen-nb check-notebooks --strict notebooks
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with=qwen_nb/data/nbval_sanitize.cfg -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check qwen_nb tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## Run every benchmark and write bench/RESULTS.md (not part of `make test`).
 bench: $(STAMP)

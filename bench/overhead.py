@@ -45,8 +45,8 @@ from _rows import emit  # bench/_rows.py: how every benchmark prints its rows
 
 from qwen_nb.emulator import Emulator  # noqa: E402
 from qwen_nb.emulator.config import default_profiles  # noqa: E402
+from qwen_nb.emulator.hosts import emulator_regions  # noqa: E402
 from qwen_nb.ledger import Ledger  # noqa: E402
-from qwen_nb.regions import emulator_regions  # noqa: E402
 from qwen_nb.session import Session  # noqa: E402
 
 PROMPT = "Who are you?"

@@ -1,14 +1,14 @@
 """qwen-nb: Alibaba Cloud Model Studio (Qwen / DashScope) in Jupyter.
 
 ``import qwen_nb`` is cheap: the SDKs, ipywidgets and the emulator are imported
-only when first used. The names below are resolved lazily (PEP 562).
+only when first used. The names below are resolved lazily (PEP 562). Implementation
+modules are private (``qwen_nb._profiles`` ...) or named apart from the public
+functions, so importing one never hides a public name.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from qwen_nb.lazy import lazy_exports
@@ -17,35 +17,59 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
-    # plain-Python API (session.py)
-    "connect": "qwen_nb.session",
+    # the default session and the module-level API
+    "connect": "qwen_nb._default",
+    "chat": "qwen_nb._default",
+    "stream_chat": "qwen_nb._default",
+    "achat": "qwen_nb._default",
+    "astream_chat": "qwen_nb._default",
+    "chat_many": "qwen_nb._default",
+    "list_models": "qwen_nb._default",
+    "profiles": "qwen_nb._default",
+    "add_profile": "qwen_nb._default",
+    "default_session": "qwen_nb._default",
+    "set_default_session": "qwen_nb._default",
+    "usage": "qwen_nb._default",
+    "explain_config": "qwen_nb._default",
     "Session": "qwen_nb.session",
-    "chat": "qwen_nb.session",
-    "stream_chat": "qwen_nb.session",
-    "achat": "qwen_nb.session",
-    "astream_chat": "qwen_nb.session",
-    "chat_many": "qwen_nb.session",
-    "list_models": "qwen_nb.session",
-    "profiles": "qwen_nb.session",
-    "add_profile": "qwen_nb.session",
-    "default_session": "qwen_nb.session",
-    "set_default_session": "qwen_nb.session",
+    "ChatStream": "qwen_nb._streams",
+    "AsyncChatStream": "qwen_nb._streams",
+    "CancelToken": "qwen_nb._pipeline",
+    "ChatManyInterrupted": "qwen_nb._many",
     # data
-    "regions": "qwen_nb.regions",
-    "Region": "qwen_nb.regions",
+    "regions": "qwen_nb._regions",
+    "Region": "qwen_nb._regions",
+    "RegionTable": "qwen_nb._regions",
     "models": "qwen_nb.catalog",
     "ModelInfo": "qwen_nb.catalog",
-    "Profile": "qwen_nb.profiles",
-    "mask_key": "qwen_nb.profiles",
+    "Profile": "qwen_nb._profiles",
+    "ProfileTable": "qwen_nb._profiles",
+    "load_profiles": "qwen_nb._profiles",
+    "mask_key": "qwen_nb._secrets",
     "ChatResult": "qwen_nb.results",
     "ChatDelta": "qwen_nb.results",
     "Usage": "qwen_nb.results",
+    # errors
+    "QwenNbError": "qwen_nb.errors",
+    "InputError": "qwen_nb.errors",
+    "ConfigError": "qwen_nb.errors",
+    "ServiceError": "qwen_nb.errors",
+    "InvalidKeyError": "qwen_nb.errors",
+    "AccessDeniedError": "qwen_nb.errors",
+    "ModelNotGrantedError": "qwen_nb.errors",
+    "ModelNotFoundError": "qwen_nb.errors",
+    "InvalidParameterError": "qwen_nb.errors",
+    "RateLimitError": "qwen_nb.errors",
+    "QuotaExceededError": "qwen_nb.errors",
+    "ServerError": "qwen_nb.errors",
+    "NetworkError": "qwen_nb.errors",
+    "StreamInterruptedError": "qwen_nb.errors",
+    "CancelledCallError": "qwen_nb.errors",
     # cost
-    "usage": "qwen_nb.ledger",
     "Ledger": "qwen_nb.ledger",
     # tools
-    "compare": "qwen_nb.compare",
-    "probe": "qwen_nb.probe",
+    "compare": "qwen_nb._compare",
+    "probe": "qwen_nb._probe",
     "snippet": "qwen_nb.snippets",
     "Emulator": "qwen_nb.emulator",
     # widgets
@@ -59,32 +83,14 @@ _LAZY = {
     "KeyEntry": "qwen_nb.widgets",
 }
 
-__all__ = sorted(_LAZY) + ["errors", "__version__", "load_ipython_extension"]
-
-
-class _Package(types.ModuleType):
-    """The package module: importing a submodule never hides a public name of the same name.
-
-    ``qwen_nb.profiles()``, ``qwen_nb.regions()``, ``qwen_nb.compare()`` and ``qwen_nb.probe()``
-    stay functions after ``import qwen_nb.profiles`` (etc.); import such submodules with
-    ``from qwen_nb.profiles import ...``.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
+__all__ = sorted(_LAZY) + ["errors", "facts", "__version__", "load_ipython_extension"]
 
 _lazy_getattr, _ = lazy_exports(__name__, _LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "errors":
-        return importlib.import_module("qwen_nb.errors")
+    if name in ("errors", "facts"):
+        return importlib.import_module(f"qwen_nb.{name}")
     return _lazy_getattr(name)
 
 

@@ -1,7 +1,7 @@
 """IPython magics: ``%%qwen`` (a cell as the prompt), ``%qwen_profiles``, ``%qwen_usage``.
 
 ``%load_ext qwen_nb`` registers them. They are thin: the work is done by the
-default session (``qwen_nb.session.default_session()``); errors are shown as
+default session (``qwen_nb.default_session()``); errors are shown as
 the guided ``QwenNbError`` message, bad options as the usage line, never a traceback.
 """
 
@@ -77,7 +77,8 @@ def _partial_markdown(text: str, reasoning: str, note: str = "") -> str:
 
 
 def _usage_line(func: Callable) -> str:
-    text = func.parser.format_usage().strip().removeprefix("::").strip()
+    parser = func.parser  # type: ignore[attr-defined]  # magic_arguments adds .parser
+    text = parser.format_usage().strip().removeprefix("::").strip()
     text = " ".join(text.split())  # IPython's RST layout, as one line
     name = text.split()[0] if text else "%qwen"
     return f"usage: {text}\n(see {name}? for the options)"
@@ -106,9 +107,13 @@ class QwenMagics(Magics):
     """``%%qwen``, ``%qwen_profiles``, ``%qwen_usage``."""
 
     def _session(self) -> Any:
-        from qwen_nb.session import default_session
+        from qwen_nb._default import default_session
 
         return default_session()
+
+    def _user_ns(self) -> dict[str, Any]:
+        """The notebook's variables (for ``{var}`` in a prompt and ``-o name``)."""
+        return self.shell.user_ns if self.shell is not None else {}
 
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("-m", "--model", help="model id, e.g. qwen-plus (default: the session's)")
@@ -146,7 +151,7 @@ class QwenMagics(Magics):
                 raise InputError(f"-o {args.output!r} is not a valid variable name.", fix="E.g. -o answer")
             if args.thinking and args.no_thinking:
                 raise InputError("--thinking and --no-thinking contradict each other.", fix="Use one of them.")
-            prompt = text if args.raw else interpolate(text, self.shell.user_ns)
+            prompt = text if args.raw else interpolate(text, self._user_ns())
             if not prompt.strip():
                 raise InputError("The prompt is empty.", fix="Write the prompt in the cell below %%qwen.")
             params: dict[str, Any] = {}
@@ -166,7 +171,7 @@ class QwenMagics(Magics):
         if not args.stream:
             display(result)
         if args.output:
-            self.shell.user_ns[args.output] = result
+            self._user_ns()[args.output] = result
         return None
 
     def _stream(self, session: Any, prompt: str, call: dict[str, Any]) -> Any:
@@ -206,7 +211,7 @@ class QwenMagics(Magics):
             print(f"UsageError: %qwen_profiles takes no arguments, got {line.strip()!r}", file=sys.stderr)
             return None
         try:
-            from qwen_nb.session import ProfileTable
+            from qwen_nb._profiles import ProfileTable
 
             session = self._session()
             table = ProfileTable(session.profiles())
@@ -234,7 +239,7 @@ class QwenMagics(Magics):
         if args is None:
             return None
         try:
-            from qwen_nb.ledger import usage
+            from qwen_nb._default import usage
 
             report = usage(since=args.since, by=args.by)
         except QwenNbError as err:

@@ -40,25 +40,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qwen_nb._secrets import mask_key
 from qwen_nb.errors import InputError
-from qwen_nb.profiles import mask_key
+from qwen_nb.facts import KEY_SEARCH, KEY_VAR
 
-#: A key-shaped string: ``sk-`` then at least 16 key characters (the same shape as
-#: :data:`qwen_nb.profiles.KEY_SEARCH`). Candidates are then filtered, which makes the scan
-#: tighter than ``KEY_SEARCH`` alone: the text after ``sk-`` must hold a run of 16+ letters
-#: and digits with a digit in it (so hyphenated words such as ``sk-learn-contrib-lightning``
-#: are not reported), and ``sk-`` must not be glued to a preceding letter or digit
-#: (``task-…``, ``risk-…``) unless that is the end of an ANSI colour code (``\x1b[0;31m``,
-#: as in tracebacks) or of an escaped ``\n`` / ``\t``. Unlike ``KEY_SEARCH`` it also finds
-#: keys right after ``_``. Masked keys (``sk-…1a2b``) never match: ``…`` is not a key character.
-KEY_SEARCH = re.compile(r"sk-[A-Za-z0-9][A-Za-z0-9_-]{15,}")
+#: Key-shaped strings are found with :data:`qwen_nb.facts.KEY_SEARCH` (``sk-`` then at least 16 key
+#: characters, also right after ``_``). Candidates are then filtered, which makes the scan tighter
+#: than ``KEY_SEARCH`` alone: the text after ``sk-`` must hold a run of 16+ letters and digits with a
+#: digit in it (so hyphenated words such as ``sk-learn-contrib-lightning`` are not reported), and
+#: ``sk-`` must not be glued to a preceding letter or digit (``task-…``, ``risk-…``) unless that is the
+#: end of an ANSI colour code (``\x1b[0;31m``, as in tracebacks) or of an escaped ``\n`` / ``\t``.
+#: Masked keys (``sk-…1a2b``) never match: ``…`` is not a key character.
 _GLUE_OK = re.compile(r"(?:\x1b\[[0-9;]*m|\\[nrt])$")
 _GLUE_OK_B = re.compile(_GLUE_OK.pattern.encode())
 _RUN = re.compile(r"[A-Za-z0-9]{16,}")
 #: configured values shorter than this are ignored (they would match ordinary text)
 MIN_SECRET_LENGTH = 8
 
-_ENV_KEY = re.compile(r"^(DASHSCOPE_API_KEY|QWEN_NB_[A-Z0-9_]+?_API_KEY)$")
 _BINARY_PREFIXES = ("image/", "audio/", "video/", "application/pdf", "application/octet-stream", "font/")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_DECODE = 64 * 1024 * 1024
@@ -74,10 +72,13 @@ def _free_start(s: str | bytes, start: int) -> bool:
     if start == 0:
         return True
     before = s[start - 1 : start]
-    if not before.isalnum() or (isinstance(s, bytes) and before[0] >= 0x80):
+    if isinstance(s, bytes):
+        if not before.isalnum() or s[start - 1] >= 0x80:
+            return True
+        return bool(_GLUE_OK_B.search(s[max(0, start - 16) : start]))
+    if not before.isalnum():
         return True
-    tail = s[max(0, start - 16) : start]
-    return bool((_GLUE_OK_B if isinstance(s, bytes) else _GLUE_OK).search(tail))
+    return bool(_GLUE_OK.search(s[max(0, start - 16) : start]))
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def configured_secrets(
     that are not ``sk-`` shaped count too); quotes and surrounding whitespace are stripped
     and values shorter than :data:`MIN_SECRET_LENGTH` characters are ignored.
     """
-    from qwen_nb.profiles import _read_dotenv
+    from qwen_nb._settings import read_dotenv as _read_dotenv
 
     merged: dict[str, str] = {}
     if use_dotenv:
@@ -135,7 +136,7 @@ def configured_secrets(
     merged.update(os.environ if env is None else env)
     out: dict[str, str] = {}
     for var in sorted(merged):
-        if not _ENV_KEY.match(var):
+        if not KEY_VAR.match(var):
             continue
         value = (merged[var] or "").strip().strip("'\"").strip()
         if len(value) >= MIN_SECRET_LENGTH:

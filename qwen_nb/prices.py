@@ -162,7 +162,7 @@ class PriceCatalog:
 
 def region_currency(region: str) -> str:
     """The currency ``region`` bills in (USD when the region is not in the catalog)."""
-    from qwen_nb.regions import REGIONS
+    from qwen_nb._regions import REGIONS
 
     r = REGIONS.get(region)
     return r.currency if r is not None else "USD"

@@ -15,9 +15,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from qwen_nb._profiles import Profile
+from qwen_nb._regions import REGIONS, Region, get_region
+from qwen_nb._secrets import scrub
 from qwen_nb.errors import InputError
-from qwen_nb.profiles import KEY_SEARCH, Profile, mask_key
-from qwen_nb.regions import REGIONS, Region, get_region
 
 ENV_VAR = "DASHSCOPE_API_KEY"
 DEFAULT_PROMPT = "Who are you?"
@@ -634,7 +635,7 @@ def render(language: str, target: Target) -> Snippet:
         code = "<?php\n" + header + body.removeprefix("<?php\n")
     else:
         code = header + body
-    code = KEY_SEARCH.sub(lambda m: mask_key(m.group(0)), code)  # belt and braces: never print a key
+    code = scrub(code)  # belt and braces: never print a key
     sdk = {"openai": "openai SDK", "dashscope": "dashscope SDK"}[api] if lang_id == "python" else None
     endpoint = "OpenAI-compatible" if api == "openai" else "DashScope native"
     label = f"{lang.label} ({sdk})" if sdk else f"{lang.label} ({endpoint})"
@@ -666,7 +667,7 @@ def _resolve(profile: str | Profile | None, session: Any) -> tuple[Profile | Non
     if isinstance(profile, Profile) and session is None and profile.source != "emulator":
         return profile, get_region(profile.region), False, None
     if session is None:
-        from qwen_nb.session import default_session
+        from qwen_nb._default import default_session
 
         session = default_session()
     if isinstance(profile, Profile):

@@ -85,7 +85,7 @@ def key_configured(env: dict[str, str] | None = None, dotenv_path: str | os.Path
     if has_key(env):
         return True
     try:
-        from qwen_nb.profiles import _read_dotenv
+        from qwen_nb._settings import read_dotenv as _read_dotenv
 
         return has_key(_read_dotenv(dotenv_path))
     except Exception:  # no python-dotenv or an unreadable .env: treat as no key
@@ -189,7 +189,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     emu = state and state.get("emulator")
     if not emu:
         return
-    state["emulator"] = None
+    state["emulator"] = None  # type: ignore[index]
     if os.environ.get(ENV_VAR) == emu.url:
         del os.environ[ENV_VAR]
     emu.stop()

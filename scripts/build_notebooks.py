@@ -114,7 +114,7 @@ NOTEBOOKS["00_quickstart"] = [
     ),
     code(
         """
-        from qwen_nb.session import default_session
+        from qwen_nb import default_session
 
         s = default_session()  # the session q.chat() made
         print("Running on:", "the local emulator (canned answers, no cost)" if s.on_emulator else "Model Studio")
@@ -228,7 +228,7 @@ NOTEBOOKS["01_sub_workspace_setup"] = [
         """
         import qwen_nb as q
 
-        for r in q.regions():
+        for r in q.regions().values():
             print(f"{r.id:15} {r.label:27} {r.compatible_base()}")
         """
     ),
@@ -279,8 +279,8 @@ NOTEBOOKS["01_sub_workspace_setup"] = [
         import tempfile
         from pathlib import Path
 
-        from qwen_nb.profiles import load_profiles
-        from qwen_nb.session import ProfileTable
+        from qwen_nb import load_profiles
+        from qwen_nb import ProfileTable
 
         example = '''
         DASHSCOPE_API_KEY=sk-example0001
@@ -730,7 +730,7 @@ NOTEBOOKS["04_permissions_and_errors"] = [
     ),
     code(
         """
-        from qwen_nb.probe import probe  # also qwen_nb.probe()
+        from qwen_nb import probe
 
         probe(models=["qwen-plus", not_granted, "qwen-turbo"])
         """
@@ -743,7 +743,7 @@ NOTEBOOKS["04_permissions_and_errors"] = [
     ),
     code(
         """
-        from qwen_nb.compare import compare  # also qwen_nb.compare()
+        from qwen_nb import compare
 
         compare("Who are you?", models=[not_granted], profiles=[sub.name, home.name])
         """

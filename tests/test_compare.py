@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-import qwen_nb.session
-from qwen_nb.compare import CompareResult, compare, markdownish
+import qwen_nb._default
+from qwen_nb._compare import CompareResult, compare, markdownish
 from qwen_nb.errors import InputError, ModelNotGrantedError
 
 
@@ -62,12 +62,12 @@ def test_params_reach_every_call(session, emu) -> None:
 
 
 def test_defaults_come_from_the_session(session, emu) -> None:
-    before = qwen_nb.session.set_default_session(session)
+    before = qwen_nb._default.set_default_session(session)
     try:
         res = compare("Who are you?")
         assert [(c.model, c.profile, c.api) for c in res.cells] == [("qwen-plus", "default", "openai")]
     finally:
-        qwen_nb.session.set_default_session(before)
+        qwen_nb._default.set_default_session(before)
 
 
 class _Rendezvous:

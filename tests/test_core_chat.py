@@ -273,7 +273,7 @@ def test_list_models(session):
 
 
 def test_one_client_per_profile_and_api_shared_by_threads(session):
-    from qwen_nb.session import _Call
+    from qwen_nb._pipeline import Call as _Call
 
     session.chat("hi")
     backend = next(iter(session._backends.values()))
@@ -330,7 +330,7 @@ def test_regions_is_the_sessions_table(session, emu):
 
 def test_snippet_of_an_outside_profile_uses_the_sessions_regions(session, emu):
     """A profile that is not one of the session's still gets the session's (here the emulator's) base URL."""
-    from qwen_nb.profiles import Profile
+    from qwen_nb._profiles import Profile
     from qwen_nb.snippets import snippet
 
     class PublicOnly:  # the session as seen through its public names only

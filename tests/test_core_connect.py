@@ -8,11 +8,11 @@ import threading
 import pytest
 
 import qwen_nb
-import qwen_nb.session as core
+import qwen_nb._default as core
+from qwen_nb._profiles import Profile
 from qwen_nb.emulator.config import demo_keys
 from qwen_nb.errors import InputError
 from qwen_nb.ledger import Ledger, default_path
-from qwen_nb.profiles import Profile
 from qwen_nb.session import Session
 
 

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from qwen_nb.emulator.config import demo_keys
+from qwen_nb.emulator.hosts import emulator_regions
 from qwen_nb.errors import (
     BudgetExceededError,
     ConfigError,
@@ -22,7 +23,6 @@ from qwen_nb.errors import (
     StreamInterruptedError,
 )
 from qwen_nb.ledger import Ledger
-from qwen_nb.regions import emulator_regions
 from qwen_nb.retry import RetryPolicy
 from qwen_nb.session import Session
 
@@ -254,7 +254,8 @@ def test_dashscope_1x_error_responses_translate(session, emu):
     """dashscope 1.x ``Generation.call`` returns errors; they map to the same guided errors."""
     from dashscope import Generation
 
-    from qwen_nb.errors import ErrorContext, failure_from_response, guided_error
+    from qwen_nb._guidance import ErrorContext, guided_error
+    from qwen_nb.backends.dashscope_native import failure_from_response
 
     base = emu.base_url("ap-southeast-1", "dashscope")
     ok = Generation.call(model="qwen-plus", messages=[{"role": "user", "content": "hi"}], result_format="message",

@@ -41,7 +41,7 @@ def test_running_profiles_come_from_the_emulator(classroom):
 
 
 def test_connect_uses_the_running_emulators_workspaces(classroom, monkeypatch, tmp_path):
-    from qwen_nb.session import connect, set_default_session
+    from qwen_nb._default import connect, set_default_session
 
     for var in ("DASHSCOPE_API_KEY", "DASHSCOPE_REGION", "DASHSCOPE_WORKSPACE"):
         monkeypatch.delenv(var, raising=False)

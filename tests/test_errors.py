@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from qwen_nb._guidance import ErrorContext, ServiceFailure, guided_error, stream_cut_error
+from qwen_nb._profiles import Profile
+from qwen_nb._secrets import scrub
 from qwen_nb.errors import (
     AccessDeniedError,
     AccountOverdueError,
     ContentBlockedError,
-    ErrorContext,
     InvalidKeyError,
     InvalidParameterError,
     ModelNotFoundError,
@@ -18,13 +20,8 @@ from qwen_nb.errors import (
     QwenNbError,
     RateLimitError,
     ServerError,
-    ServiceFailure,
     StreamInterruptedError,
-    guided_error,
-    scrub,
-    stream_cut_error,
 )
-from qwen_nb.profiles import Profile
 
 KEY_A = "sk-0123456789abcdef0123456789abcdef"
 KEY_B = "sk-fedcba9876543210fedcba9876543210"

@@ -19,7 +19,7 @@ SETUP = """\
 import os
 from qwen_nb.emulator.config import default_profiles
 from qwen_nb.ledger import Ledger
-from qwen_nb.regions import emulator_regions
+from qwen_nb.emulator.hosts import emulator_regions
 from qwen_nb.session import Session
 
 url = os.environ["QWEN_NB_EMULATOR"]

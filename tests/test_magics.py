@@ -6,7 +6,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-import qwen_nb.session
+import qwen_nb._default
 from qwen_nb.errors import InputError
 from qwen_nb.magics import interpolate
 from qwen_nb.results import ChatResult
@@ -22,11 +22,11 @@ def shell():
 @pytest.fixture
 def ip(shell, session):
     """The shell, with the fixture's emulator session as the default session."""
-    before = qwen_nb.session.set_default_session(session)
+    before = qwen_nb._default.set_default_session(session)
     for name in ("answer", "topic", "n", "items"):
         shell.user_ns.pop(name, None)
     yield shell
-    qwen_nb.session.set_default_session(before)
+    qwen_nb._default.set_default_session(before)
 
 
 def markdown(cap) -> str:
@@ -233,7 +233,7 @@ class _InterruptAfter:
 
 def test_interrupting_a_stream_keeps_the_partial_text_and_records_it(ip, emu, session) -> None:
     proxy = _InterruptAfter(session, 3)
-    qwen_nb.session.set_default_session(proxy)  # (the ip fixture restores the default afterwards)
+    qwen_nb._default.set_default_session(proxy)  # (the ip fixture restores the default afterwards)
     with capture_output() as cap:
         ip.run_cell_magic("qwen", "--stream -o answer", "Who are you?")
     last = cap.outputs[-1].data["text/markdown"]

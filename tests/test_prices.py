@@ -10,9 +10,9 @@ import pytest
 
 from qwen_nb import catalog as model_catalog
 from qwen_nb import prices
+from qwen_nb._regions import REGIONS
 from qwen_nb.errors import InputError
 from qwen_nb.prices import Price, PriceCatalog, Tier, parse_file
-from qwen_nb.regions import REGIONS
 
 TIERED = """
 [[price]]

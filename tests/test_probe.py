@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import qwen_nb.session
+import qwen_nb._default
 from qwen_nb import errors as E
-from qwen_nb.probe import ProbeResult, classify, default_models, probe
+from qwen_nb._probe import ProbeResult, classify, default_models, probe
 
 MODELS = ["qwen-plus", "qwen-max", "qwen-flash"]
 
@@ -88,7 +88,7 @@ def test_unknown_model_and_unreachable_service(session, emu) -> None:
 
 
 def test_defaults_all_profiles_and_the_catalog_models(session, emu) -> None:
-    before = qwen_nb.session.set_default_session(session)
+    before = qwen_nb._default.set_default_session(session)
     try:
         res = probe(models=["qwen-plus"])
         assert res.profiles == [p.name for p in session.profiles()]
@@ -96,7 +96,7 @@ def test_defaults_all_profiles_and_the_catalog_models(session, emu) -> None:
         names = default_models(session.profiles())
         assert "qwen-plus" in names and "qwq-plus" not in names  # thinking-only models are left out
     finally:
-        qwen_nb.session.set_default_session(before)
+        qwen_nb._default.set_default_session(before)
 
 
 def test_pure_classification() -> None:

@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
+from qwen_nb._profiles import Profile, clean_key, load_profiles, mask_key
 from qwen_nb.errors import InputError
-from qwen_nb.profiles import Profile, clean_key, load_profiles, mask_key
 
 KEY = "sk-0123456789abcdef0123456789abcdef"
 KEY2 = "sk-fedcba9876543210fedcba9876543210"

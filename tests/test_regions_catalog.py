@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from qwen_nb import catalog
+from qwen_nb._regions import REGIONS, get_region, regions
+from qwen_nb.emulator.hosts import emulator_regions
 from qwen_nb.errors import InputError
-from qwen_nb.regions import REGIONS, emulator_regions, get_region, regions
 
 
 def test_region_bases_follow_the_service_layout():
@@ -32,7 +33,7 @@ def test_unknown_region(bad):
 
 def test_emulator_regions_mirror_the_catalog():
     emu = emulator_regions("http://127.0.0.1:9999/")
-    assert set(emu) == set(REGIONS) == {r.id for r in regions()}
+    assert set(emu) == set(REGIONS) == {r.id for r in regions().values()}
     assert emu["cn-beijing"].compatible_base() == "http://127.0.0.1:9999/cn-beijing/compatible-mode/v1"
     assert emu["cn-beijing"].native_base("ws1") == "http://127.0.0.1:9999/cn-beijing/ws/ws1/api/v1"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from qwen_nb._profiles import Profile
 from qwen_nb.errors import InputError
-from qwen_nb.profiles import Profile
 from qwen_nb.snippets import LANGUAGES, Snippet, SnippetSet, Target, render, request_body, snippet
 
 KEY = "sk-abcdefghijklmnop1234"

@@ -11,15 +11,17 @@ races a call in another.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from qwen_nb.errors import ServiceFailure
+    from qwen_nb._guidance import ServiceFailure
+    from qwen_nb._profiles import Profile
     from qwen_nb.normalize import Completion
-    from qwen_nb.profiles import Profile
     from qwen_nb.requests import ChatRequest
 
 #: seconds before a call is given up (thinking answers can take minutes)
@@ -70,10 +72,90 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release the SDK clients."""
 
+    async def aclose(self) -> None:
+        """Release the SDK clients, closing the running event loop's async client before returning."""
+
+
+async def _aclose(client: Any) -> None:
+    close = getattr(client, "aclose", None) or client.close  # dashscope: aclose(); openai: close()
+    try:
+        await close()
+    except Exception:  # closing is best effort
+        pass
+
+
+async def _closer(client: Any) -> Any:
+    """An async generator the event loop finalises when it shuts down: it closes ``client`` then."""
+    try:
+        yield
+    finally:
+        await _aclose(client)
+
+
+class LoopClients:
+    """Async SDK clients, one per event loop, each closed with its loop.
+
+    An async client belongs to the loop it was made on. Each one is paired with an async
+    generator started on that loop; ``asyncio.run()`` (and any loop shut down with
+    ``shutdown_asyncgens()``) closes those, and so the client, before the loop closes: no
+    unclosed transport is left behind, and a later loop gets a client of its own.
+    ``close()`` closes the clients of loops still alive.
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
+            weakref.WeakKeyDictionary())
+
+    def get(self) -> Any:
+        """The client of the running loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._by_loop.get(loop)
+            if entry is None:
+                client = self._make()
+                guard = _closer(client)
+                self._by_loop[loop] = entry = (client, guard)
+                guard_task = loop.create_task(guard.__anext__())  # runs it to its yield: the loop now owns it
+                guard_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            return entry[0]
+
+    def close(self) -> None:
+        """Close every client whose loop can still run its close."""
+        with self._lock:
+            entries = list(self._by_loop.items())
+            self._by_loop.clear()
+        for loop, (_client, guard) in entries:
+            if loop.is_closed():
+                continue
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            try:
+                if loop is running:
+                    loop.create_task(guard.aclose())
+                elif loop.is_running():
+                    asyncio.run_coroutine_threadsafe(guard.aclose(), loop)
+                else:
+                    loop.run_until_complete(guard.aclose())
+            except Exception:  # closing is best effort
+                pass
+
+    async def aclose(self) -> None:
+        """Close the running loop's client now (and schedule the others' close)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._by_loop.pop(loop, None)
+        if entry is not None:
+            await entry[1].aclose()
+        self.close()
+
 
 def transport_failure(exc: BaseException) -> ServiceFailure | None:
     """A ``ServiceFailure`` for a raw httpx / httpx2 transport error (raised mid-stream), else None."""
-    from qwen_nb.errors import ServiceFailure
+    from qwen_nb._guidance import ServiceFailure
 
     for cls in type(exc).__mro__:
         if cls.__module__.split(".")[0] in ("httpx", "httpx2") and cls.__name__ in (

@@ -8,17 +8,15 @@ kernel. Vision calls go to the multimodal endpoint (``client.multimodal.chat``).
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 
 import dashscope
 from dashscope.v2 import errors as ds_errors
 
-from qwen_nb.backends import DEFAULT_TIMEOUT, transport_failure
-from qwen_nb.errors import ServiceFailure
+from qwen_nb._guidance import ServiceFailure
+from qwen_nb._profiles import Profile
+from qwen_nb.backends import DEFAULT_TIMEOUT, LoopClients, transport_failure
 from qwen_nb.normalize import Completion, from_native
-from qwen_nb.profiles import Profile
 from qwen_nb.requests import ChatRequest, native_kwargs
 from qwen_nb.retry import retry_after_from_headers
 
@@ -33,8 +31,7 @@ class DashScopeNativeBackend:
         self.base_url = base_url
         self._timeout = timeout
         self.client = dashscope.Client(**self._client_args())
-        self._async: tuple[Any, Any] | None = None  # (event loop, AsyncClient)
-        self._lock = threading.Lock()
+        self._async = LoopClients(lambda: dashscope.AsyncClient(**self._client_args()))
 
     def _client_args(self) -> dict[str, Any]:
         return {
@@ -49,11 +46,7 @@ class DashScopeNativeBackend:
         }
 
     def _aclient(self) -> Any:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._async is None or self._async[0] is not loop:
-                self._async = (loop, dashscope.AsyncClient(**self._client_args()))
-            return self._async[1]
+        return self._async.get()
 
     @staticmethod
     def _resource(client: Any, req: ChatRequest) -> Any:
@@ -105,4 +98,27 @@ class DashScopeNativeBackend:
 
     def close(self) -> None:
         self.client.close()
-        self._async = None
+        self._async.close()
+
+    async def aclose(self) -> None:
+        self.client.close()
+        await self._async.aclose()
+
+
+def failure_from_response(resp: Any) -> ServiceFailure | None:
+    """A ``ServiceFailure`` from a dashscope 1.x response object (``Generation.call`` and friends
+    return errors instead of raising), or None if the response is a success."""
+    status = getattr(resp, "status_code", None)
+    code = getattr(resp, "code", None) or None
+    if status in (None, 200) and not code:
+        return None
+    headers = getattr(resp, "headers", None) or {}
+    return ServiceFailure(
+        "status",
+        status=None if status == 200 else status,
+        code=code,
+        message=getattr(resp, "message", "") or "",
+        request_id=getattr(resp, "request_id", None) or None,
+        body={"code": code, "message": getattr(resp, "message", ""), "request_id": getattr(resp, "request_id", None)},
+        retry_after=retry_after_from_headers(headers),
+    )

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 
 import openai
 
-from qwen_nb.backends import DEFAULT_TIMEOUT, transport_failure
-from qwen_nb.errors import ServiceFailure
+from qwen_nb._guidance import ServiceFailure
+from qwen_nb._profiles import Profile
+from qwen_nb.backends import DEFAULT_TIMEOUT, LoopClients, transport_failure
 from qwen_nb.normalize import Completion, from_openai
-from qwen_nb.profiles import Profile
 from qwen_nb.requests import ChatRequest, openai_kwargs
 from qwen_nb.retry import retry_after_from_headers
 
@@ -42,8 +40,7 @@ class OpenAICompatBackend:
         self._timeout = timeout
         self._headers = {"X-DashScope-WorkSpace": profile.workspace} if profile.workspace else None
         self.client = openai.OpenAI(**self._client_args())
-        self._async: tuple[Any, Any] | None = None  # (event loop, AsyncOpenAI)
-        self._lock = threading.Lock()
+        self._async = LoopClients(lambda: openai.AsyncOpenAI(**self._client_args()))
 
     def _client_args(self) -> dict[str, Any]:
         return {
@@ -55,11 +52,7 @@ class OpenAICompatBackend:
         }
 
     def _aclient(self) -> Any:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._async is None or self._async[0] is not loop:
-                self._async = (loop, openai.AsyncOpenAI(**self._client_args()))
-            return self._async[1]
+        return self._async.get()
 
     # -- calls ---------------------------------------------------------------------------------
     def complete(self, req: ChatRequest) -> Completion:
@@ -110,7 +103,11 @@ class OpenAICompatBackend:
 
     def close(self) -> None:
         self.client.close()
-        self._async = None
+        self._async.close()
+
+    async def aclose(self) -> None:
+        self.client.close()
+        await self._async.aclose()
 
 
 class _AsyncStream:

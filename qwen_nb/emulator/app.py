@@ -1,6 +1,6 @@
 """The emulator's ASGI app (Starlette): one port, every region under ``/{region_id}``.
 
-Layout, for each region id of ``qwen_nb.regions.REGIONS``::
+Layout, for each region id of ``qwen_nb._regions.REGIONS``::
 
     /{region}/compatible-mode/v1/chat/completions            POST (OpenAI-compatible)
     /{region}/compatible-mode/v1/models                      GET
@@ -26,14 +26,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from qwen_nb._regions import REGIONS
+from qwen_nb._secrets import mask_key
 from qwen_nb.catalog import MODELS, ModelInfo, model_info
 from qwen_nb.emulator import wire
 from qwen_nb.emulator.config import Workspace
 from qwen_nb.emulator.replies import build_reply
 from qwen_nb.emulator.state import EmulatorState, RecordedRequest, mask_headers
 from qwen_nb.emulator.validate import BadRequest, ChatRequest, parse_compatible, parse_native
-from qwen_nb.profiles import mask_key
-from qwen_nb.regions import REGIONS
 
 COMPAT_CHAT = "/compatible-mode/v1/chat/completions"
 COMPAT_MODELS = "/compatible-mode/v1/models"

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from qwen_nb._regions import REGIONS, get_region
 from qwen_nb.errors import InputError
-from qwen_nb.regions import REGIONS, get_region
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -234,7 +234,7 @@ def profiles_for(config: EmulatorConfig, root_url: str) -> dict:
     ``root_url`` is unused by the profiles themselves (regions carry URLs) but kept
     so callers state which emulator the keys belong to.
     """
-    from qwen_nb.profiles import Profile
+    from qwen_nb._profiles import Profile
 
     del root_url
     return {

@@ -8,10 +8,11 @@ import threading
 import time
 from typing import Any
 
+from qwen_nb._regions import Region, get_region
 from qwen_nb.emulator.config import EmulatorConfig, Pacing, profiles_for, resolve_config
+from qwen_nb.emulator.hosts import emulator_regions
 from qwen_nb.emulator.state import EmulatorState, RecordedRequest
 from qwen_nb.errors import InputError
-from qwen_nb.regions import Region, emulator_regions, get_region
 
 
 class Emulator:

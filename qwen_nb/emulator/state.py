@@ -12,10 +12,10 @@ from collections import deque
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from qwen_nb._secrets import mask_key
 from qwen_nb.catalog import MODELS, model_info
 from qwen_nb.emulator.config import EmulatorConfig, Pacing, Workspace
 from qwen_nb.errors import InputError
-from qwen_nb.profiles import mask_key
 
 MAX_RECORDED = 1000
 

@@ -236,7 +236,7 @@ def parse_native(body: Any, *, stream: bool) -> ChatRequest:
         if inp.get("messages") is None:
             raise BadRequest('Either "prompt" or "messages" must exist in input and cannot both be none.',
                              "input.messages")
-        raw = inp.get("messages")
+        raw = inp["messages"]
     messages = _messages(raw, "input.messages", native=True)
     params = body.get("parameters") or {}
     if not isinstance(params, dict):

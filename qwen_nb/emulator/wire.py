@@ -13,9 +13,9 @@ the index of the token the event carries, which the app turns into a send time.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from qwen_nb import facts
 from qwen_nb.emulator.replies import Reply, token_pieces
 
 
@@ -35,31 +35,10 @@ class Event(NamedTuple):
 # errors
 
 
-@dataclass(frozen=True)
-class ErrorKind:
-    """One service error: HTTP status, native code, compatible code and type."""
-
-    status: int
-    native: str
-    compat: str
-    compat_type: str
-
-
-ERRORS: dict[str, ErrorKind] = {
-    "invalid_key": ErrorKind(401, "InvalidApiKey", "invalid_api_key", "invalid_request_error"),
-    "access_denied": ErrorKind(403, "AccessDenied", "access_denied", "invalid_request_error"),
-    "model_not_found": ErrorKind(404, "ModelNotFound", "model_not_found", "invalid_request_error"),
-    "not_found": ErrorKind(404, "NotFound", "not_found", "invalid_request_error"),
-    "invalid_parameter": ErrorKind(400, "InvalidParameter", "invalid_parameter_error", "invalid_request_error"),
-    "method": ErrorKind(405, "MethodNotAllowed", "method_not_allowed", "invalid_request_error"),
-    "rate_limit": ErrorKind(429, "Throttling.RateQuota", "limit_requests", "limit_requests"),
-    "internal": ErrorKind(500, "InternalError", "internal_error", "internal_error"),
-    "bad_gateway": ErrorKind(502, "InternalError", "internal_error", "internal_error"),
-    "unavailable": ErrorKind(503, "ServiceUnavailable", "service_unavailable", "service_unavailable"),
-    "timeout": ErrorKind(504, "GatewayTimeout", "gateway_timeout", "gateway_timeout"),
-}
-
-STATUS_KIND = {500: "internal", 502: "bad_gateway", 503: "unavailable", 504: "timeout"}
+#: the error rows the emulator answers with: the service-facts table (status, both codes, message)
+ERRORS = facts.ERRORS
+#: an injected HTTP status -> the row answering it
+STATUS_KIND = facts.STATUS_ERROR
 
 
 def native_error(code: str, message: str, request_id: str) -> bytes:
@@ -83,8 +62,8 @@ def error_body(protocol: str, kind: str, message: str, request_id: str, *, code:
     """``(status, body)`` of an error in the shape of ``protocol`` ("compatible" or "native")."""
     k = ERRORS[kind]
     if protocol == "compatible":
-        return k.status, compat_error(k.compat, message, k.compat_type, request_id, param)
-    return k.status, native_error(code or k.native, message, request_id)
+        return k.status, compat_error(k.compat, message or k.message, k.compat_type, request_id, param)
+    return k.status, native_error(code or k.native, message or k.message, request_id)
 
 
 # ---------------------------------------------------------------------------

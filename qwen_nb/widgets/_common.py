@@ -8,15 +8,16 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from qwen_nb._secrets import mask_key
 from qwen_nb.errors import QwenNbError
-from qwen_nb.profiles import KEY_SEARCH, mask_key
+from qwen_nb.facts import KEY_SEARCH
 
 
 def resolve_session(session: Any = None) -> Any:
     """The given session, or the default one (``qwen_nb.session.default_session()``)."""
     if session is not None:
         return session
-    from qwen_nb.session import default_session
+    from qwen_nb._default import default_session
 
     return default_session()
 

@@ -15,9 +15,9 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Unicode
 
+from qwen_nb._profiles import clean_key, mask_key
+from qwen_nb._regions import DEFAULT_REGION, regions
 from qwen_nb.errors import InputError, QwenNbError
-from qwen_nb.profiles import clean_key, mask_key
-from qwen_nb.regions import DEFAULT_REGION, regions
 from qwen_nb.widgets._common import error_html, note_html, resolve_session, view_state
 
 
@@ -49,7 +49,7 @@ class KeyEntry(widgets.VBox):
         self.last_error: BaseException | None = None
         self.name = widgets.Text(description="Name", placeholder="e.g. team-a")
         self.region = widgets.Dropdown(
-            options=[(f"{r.label} · {r.id}", r.id) for r in regions()],
+            options=[(f"{r.label} · {r.id}", r.id) for r in regions().values()],
             value=region or DEFAULT_REGION,
             description="Region",
         )

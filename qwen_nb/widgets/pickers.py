@@ -22,7 +22,7 @@ import ipywidgets as widgets
 from traitlets import Unicode
 
 from qwen_nb import catalog
-from qwen_nb.regions import DEFAULT_REGION, get_region, regions
+from qwen_nb._regions import DEFAULT_REGION, get_region, regions
 from qwen_nb.widgets._common import resolve_session, view_state
 
 NOT_GRANTED = "  (not granted)"
@@ -61,7 +61,7 @@ class RegionPicker(widgets.Dropdown):
 
     def __init__(self, session: Any = None, *, value: str | None = None, **kwargs: Any) -> None:
         self.session = resolve_session(session)
-        options = [(f"{r.label} · {r.id}", r.id) for r in regions()]
+        options = [(f"{r.label} · {r.id}", r.id) for r in regions().values()]
         if value is None:
             try:
                 value = self.session.get_profile().region

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from qwen_nb._profiles import Profile
+from qwen_nb._secrets import scrub
 from qwen_nb.errors import InputError, QwenNbError
-from qwen_nb.profiles import KEY_SEARCH, Profile, mask_key
 from qwen_nb.requests import name_list
 from qwen_nb.results import ChatResult
 
@@ -64,13 +65,10 @@ class CompareCell:
             "request_id": r.request_id if r else (e.request_id if e else None),
             "error": type(e).__name__ if e else None,
             "error_code": e.code if e else None,
-            "message": _scrub(e.message) if e else None,
-            "fix": _scrub(e.fix) if e and e.fix else None,
+            "message": scrub(e.message) if e else None,
+            "fix": scrub(e.fix) if e and e.fix else None,
         }
 
-
-def _scrub(text: str | None) -> str:
-    return KEY_SEARCH.sub(lambda m: mask_key(m.group(0)), text or "")
 
 
 def markdownish(text: str) -> str:
@@ -142,7 +140,8 @@ class CompareResult:
                 snippet = snippet[:60] + ("…" if len(snippet) > 60 else "")
                 lines.append(head + f"{r.latency * 1000:.0f} ms · {r.usage.total_tokens} tokens · {snippet}")
             else:
-                lines.append(head + f"{type(c.error).__name__}: {_scrub(c.error.message)}")
+                message = c.error.message if c.error is not None else ""
+                lines.append(head + f"{type(c.error).__name__}: {scrub(message)}")
         return "\n".join(lines)
 
     def _varying(self) -> list[str]:
@@ -160,7 +159,7 @@ class CompareResult:
             badges.setdefault(fastest, []).append("fastest")
             priced = [(i, r) for i, r in done if r.cost is not None]
             if len({r.currency for _, r in priced}) == 1 and len(priced) > 1:
-                badges.setdefault(min(priced, key=lambda t: t[1].cost)[0], []).append("cheapest")
+                badges.setdefault(min(priced, key=lambda t: t[1].cost or 0.0)[0], []).append("cheapest")
         return badges
 
     def _repr_html_(self) -> str:
@@ -193,11 +192,11 @@ class CompareResult:
                 border = "#d0d7de"
             else:
                 e = c.error
-                fix = f"<div><b>How to fix:</b> {html.escape(_scrub(e.fix))}</div>" if e and e.fix else ""
+                fix = f"<div><b>How to fix:</b> {html.escape(scrub(e.fix))}</div>" if e and e.fix else ""
                 code = e.status_text if e else ""
                 body = (
                     f"<div style='flex:1;color:#b3261e'><b>{html.escape(type(e).__name__)}</b>: "
-                    f"{html.escape(_scrub(e.message if e else ''))}{fix}</div>"
+                    f"{html.escape(scrub(e.message if e else ''))}{fix}</div>"
                 )
                 foot = html.escape(code)
                 border = "#f1a7a1"
@@ -231,7 +230,7 @@ class CompareResult:
 
 
 def _grid(
-    session: Any, models: Sequence[Any] | None, profiles: Sequence[Any] | None, apis: Sequence[Any] | None
+    session: Any, models: Any, profiles: Any, apis: Any
 ) -> list[tuple[str, str, str]]:
     model_list = name_list(models, "models") or [getattr(session, "default_model", "qwen-plus")]
     for m in model_list:
@@ -262,7 +261,7 @@ def _precheck(prompt: Any, models: list[str], params: dict[str, Any]) -> None:
 
 def _unexpected(e: Exception, model: str, profile: str, api: str) -> QwenNbError:
     return QwenNbError(
-        f"Unexpected {type(e).__name__}: {_scrub(str(e))}",
+        f"Unexpected {type(e).__name__}: {scrub(str(e))}",
         fix="This looks like a bug in qwen-nb; please report it with the model, api and this message.",
         model=model,
         profile=profile,
@@ -288,7 +287,7 @@ def compare(
     cell; the others complete. Returns a ``CompareResult`` (``.results``, ``.to_rows()``).
     """
     if session is None:
-        from qwen_nb.session import default_session
+        from qwen_nb._default import default_session
 
         session = default_session()
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:

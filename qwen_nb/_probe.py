@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from qwen_nb import errors as E
+from qwen_nb._profiles import Profile
+from qwen_nb._secrets import scrub
 from qwen_nb.catalog import MODELS, model_info
-from qwen_nb.profiles import KEY_SEARCH, Profile, mask_key
 from qwen_nb.requests import name_list
 
 PROBE_PROMPT = "Hi"
@@ -75,9 +76,6 @@ def classify(err: E.QwenNbError, model: str, region: str) -> tuple[str, str]:
         return UNKNOWN, "probe request refused (" + (err.code or "invalid parameter") + ")"
     return UNKNOWN, type(err).__name__
 
-
-def _scrub(text: str) -> str:
-    return KEY_SEARCH.sub(lambda m: mask_key(m.group(0)), text)
 
 
 class ProbeResult:
@@ -248,7 +246,7 @@ def probe(
     from qwen_nb.requests import check_model
 
     if session is None:
-        from qwen_nb.session import default_session
+        from qwen_nb._default import default_session
 
         session = default_session()
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
@@ -291,9 +289,9 @@ def probe(
             cell = ProbeCell(p.name, m, ALLOWED, tokens=r.usage.total_tokens)
         except E.QwenNbError as err:
             status, reason = classify(err, m, p.region)
-            cell = ProbeCell(p.name, m, status, reason, _scrub(err.message), err.code)
+            cell = ProbeCell(p.name, m, status, reason, scrub(err.message), err.code)
         except Exception as err:  # a bug must not sink the other probes
-            cell = ProbeCell(p.name, m, UNKNOWN, type(err).__name__, _scrub(str(err)))
+            cell = ProbeCell(p.name, m, UNKNOWN, type(err).__name__, scrub(str(err)))
         cells[(p.name, m)] = cell
         if cell.status != UNKNOWN:
             with _CACHE_LOCK:

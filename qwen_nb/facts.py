@@ -1,0 +1,373 @@
+"""Facts about Model Studio, read by the client and the emulator alike: APIs, hosts, parameters, errors, key shapes.
+
+One place for each fact. The client validates requests, picks hosts, classifies errors and
+gives fixes from these tables; the emulator answers requests, builds error bodies and
+refuses bad parameters from the same tables, so the two cannot drift apart. Pure data
+and small pure helpers: this module imports nothing from qwen-nb.
+
+Sources are named beside each table; the README's "Notes on the service" cites them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# ---------------------------------------------------------------------------------------------
+# the two APIs
+
+
+@dataclass(frozen=True)
+class ApiFact:
+    """One way to call a model: the SDK, the base path on a host, and the names people type for it."""
+
+    id: str
+    label: str
+    #: the Python SDK that speaks it
+    sdk: str
+    #: path under a host (``{host}{path}`` is the SDK's base URL)
+    path: str
+    aliases: tuple[str, ...] = ()
+
+
+APIS: dict[str, ApiFact] = {
+    a.id: a
+    for a in (
+        ApiFact("openai", "OpenAI-compatible", "openai", "/compatible-mode/v1",
+                ("compatible", "compatible-mode", "oai")),
+        ApiFact("dashscope", "DashScope native", "dashscope", "/api/v1", ("native",)),
+    )
+}
+#: api ids, the default first
+API_NAMES: tuple[str, ...] = tuple(APIS)
+COMPATIBLE_PATH = APIS["openai"].path
+NATIVE_PATH = APIS["dashscope"].path
+#: native endpoints under ``NATIVE_PATH``
+NATIVE_TEXT_GENERATION = "/services/aigc/text-generation/generation"
+NATIVE_MULTIMODAL_GENERATION = "/services/aigc/multimodal-generation/generation"
+#: a workspace's granted models (``GET``) and changing them (``POST``), under ``NATIVE_PATH``
+PERMISSIONS_PATH = "/models/permissions"
+
+
+def api_id(name: Any) -> str | None:
+    """The api id for ``name`` (an id or an alias, any case), or None."""
+    if not isinstance(name, str):
+        return None
+    key = name.strip().lower()
+    if key in APIS:
+        return key
+    for api in APIS.values():
+        if key in api.aliases:
+            return api.id
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# regions and hosts (the service's base-URL page)
+
+
+#: the workspace-dedicated host: only keys of that workspace may call it
+WORKSPACE_HOST = "https://{workspace}.{region}.maas.aliyuncs.com"
+#: the trial host of a region (lower rate limits)
+TRIAL_HOST = "https://trial.{region}.maas.aliyuncs.com"
+
+
+@dataclass(frozen=True)
+class RegionFact:
+    """One region: its shared host (if it has one), its billing currency and the names people type."""
+
+    id: str
+    label: str
+    #: the shared ("DashScope domain") host, any workspace's key of the region may call it
+    host: str
+    currency: str = "USD"
+    aliases: tuple[str, ...] = ()
+
+
+REGION_FACTS: tuple[RegionFact, ...] = (
+    RegionFact("ap-southeast-1", "Singapore (international)", "https://dashscope-intl.aliyuncs.com",
+               aliases=("singapore", "intl", "international")),
+    RegionFact("cn-beijing", "Beijing (China mainland)", "https://dashscope.aliyuncs.com", currency="CNY",
+               aliases=("beijing", "china", "cn")),
+    RegionFact("cn-hongkong", "Hong Kong", "https://cn-hongkong.dashscope.aliyuncs.com",
+               aliases=("hongkong", "hong-kong", "hk")),
+    RegionFact("us-east-1", "US (Virginia)", "https://dashscope-intl.aliyuncs.com", aliases=("us", "virginia")),
+    RegionFact("eu-central-1", "Germany (Frankfurt)", "https://dashscope-intl.aliyuncs.com",
+               aliases=("frankfurt", "germany", "eu")),
+    RegionFact("ap-northeast-1", "Japan (Tokyo)", "https://dashscope-intl.aliyuncs.com", aliases=("tokyo", "japan")),
+)
+REGION_IDS: tuple[str, ...] = tuple(r.id for r in REGION_FACTS)
+DEFAULT_REGION = "ap-southeast-1"
+
+# ---------------------------------------------------------------------------------------------
+# keys and workspace ids
+
+#: a whole Model Studio API key
+KEY_PATTERN = re.compile(r"^sk-[A-Za-z0-9][A-Za-z0-9_-]{7,}$")
+#: a key inside longer text (messages, logs, notebooks): ``sk-`` then 16+ key characters, also right
+#: after ``_`` or a letter; the scrubber masks every match, the notebook scanner filters them further
+KEY_SEARCH = re.compile(r"sk-[A-Za-z0-9][A-Za-z0-9_-]{15,}")
+#: a workspace id as the console shows it
+WORKSPACE_PATTERN = re.compile(r"^llm-[a-z0-9]{4,40}$")
+#: the environment variables that hold keys: the SDKs' own and one per named profile
+DEFAULT_KEY_VAR = "DASHSCOPE_API_KEY"
+NAMED_KEY_VAR = re.compile(r"^QWEN_NB_([A-Z0-9_]+?)_API_KEY$")
+KEY_VAR = re.compile(r"^(DASHSCOPE_API_KEY|QWEN_NB_[A-Z0-9_]+?_API_KEY)$")
+
+# ---------------------------------------------------------------------------------------------
+# request parameters (the service's API reference for chat on both APIs)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One generation parameter: its type and range, where it goes, and how to use it."""
+
+    name: str
+    #: "number", "int", "bool", "stop", "response_format", "tools" or "any"
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    #: the ``openai`` SDK sends it in ``extra_body`` (not part of the OpenAI schema)
+    extra_body: bool = False
+    #: one of the generation parameters every call understands (shown in help and code snippets)
+    core: bool = False
+    #: how to use it, for an error's fix
+    hint: str = ""
+
+    def range_text(self) -> str:
+        """``[0, 2)``, ``(0, 1]``, ``>= 1`` ..."""
+        if self.low is not None and self.high is not None:
+            lo = "(" if self.low_open else "["
+            hi = ")" if self.high_open else "]"
+            high = "2**31" if self.high == 2**31 else f"{self.high:g}"
+            return f"{lo}{self.low:g}, {high}{hi}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return ""
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` for this parameter (``"must be ..., got ..."``), or None."""
+        kind = self.kind
+        if kind == "bool":
+            return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
+        if kind in ("number", "int"):
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            if kind == "int" and not is_int:
+                return f"must be {self._int_words()}, got {value!r}"
+            if not is_int and (isinstance(value, bool) or not isinstance(value, float)):
+                return f"must be a number, got {value!r}"
+            if not is_int and not math.isfinite(value):
+                return f"must be a finite number, got {value!r}"
+            if not self._in_range(float(value)):
+                return (f"must be {self._int_words()}" if kind == "int" else f"must be in {self.range_text()}") + (
+                    f", got {value!r}")
+            return None
+        if kind == "stop":
+            ok = isinstance(value, str) or (
+                isinstance(value, (list, tuple)) and bool(value) and all(isinstance(s, str) for s in value)
+            )
+            return None if ok else f"must be a string or a list of strings, got {value!r}"
+        return None
+
+    def _in_range(self, x: float) -> bool:
+        if self.low is not None and (x <= self.low if self.low_open else x < self.low):
+            return False
+        return not (self.high is not None and (x >= self.high if self.high_open else x > self.high))
+
+    def _int_words(self) -> str:
+        if self.low == 1 and self.high is None:
+            return "a positive integer"
+        if self.low is not None and self.high is not None:
+            return f"an integer in {self.range_text()}"
+        return "an integer"
+
+
+PARAMS: dict[str, ParamSpec] = {
+    p.name: p
+    for p in (
+        ParamSpec("temperature", "number", 0, 2, high_open=True, core=True,
+                  hint="Use 0 for focused answers, around 0.7 for varied ones; below 2."),
+        ParamSpec("top_p", "number", 0, 1, low_open=True, core=True, hint="Use e.g. top_p=0.8."),
+        ParamSpec("max_tokens", "int", 1, core=True, hint="Use e.g. max_tokens=512 (an int, not a float or string)."),
+        ParamSpec("seed", "int", 0, 2**31, high_open=True, core=True, hint="Use e.g. seed=42."),
+        ParamSpec("stop", "stop", core=True, hint='Use e.g. stop=["\\n\\n"].'),
+        ParamSpec("enable_thinking", "bool", extra_body=True, core=True, hint="Use enable_thinking=True or False."),
+        ParamSpec("thinking_budget", "int", 1, extra_body=True, core=True,
+                  hint="Use e.g. thinking_budget=512 (an int, not a float or string)."),
+        ParamSpec("response_format", "response_format", core=True,
+                  hint='Use response_format={"type": "json_object"} (or "json") and ask for JSON in the prompt.'),
+        ParamSpec("tools", "tools", core=True,
+                  hint='Each tool is {"type": "function", "function": {"name": ..., "parameters": {...}}}.'),
+        ParamSpec("top_k", "int", 1, extra_body=True, hint="Use e.g. top_k=20 (an int)."),
+        ParamSpec("presence_penalty", "number", -2, 2, hint="Use a number from -2 to 2."),
+        ParamSpec("repetition_penalty", "number", 0, low_open=True, extra_body=True, hint="Use e.g. 1.05."),
+        ParamSpec("enable_search", "bool", extra_body=True, hint="Use enable_search=True or False."),
+        ParamSpec("tool_choice", "any", hint='Use "auto", "none" or {"type": "function", ...}.'),
+        ParamSpec("parallel_tool_calls", "bool", hint="Use parallel_tool_calls=True or False."),
+    )
+}
+#: the parameters every call understands, in the order help texts list them
+CORE_PARAMS: tuple[str, ...] = tuple(p.name for p in PARAMS.values() if p.core)
+#: the parameters that sit in ``extra_body`` for the ``openai`` SDK
+EXTRA_BODY_PARAMS: tuple[str, ...] = tuple(p.name for p in PARAMS.values() if p.extra_body)
+#: ``response_format`` types the service knows
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+#: message roles
+ROLES = ("system", "user", "assistant", "tool")
+
+# ---------------------------------------------------------------------------------------------
+# errors (the service's error-code page; codes seen in public bodies)
+
+
+@dataclass(frozen=True)
+class ErrorFact:
+    """One documented answer of the service: its status, both code spellings, message, and what to do."""
+
+    #: qwen-nb's own name for the row (the emulator's fault names use it)
+    key: str
+    status: int
+    #: the native API's ``code``
+    native: str
+    #: the OpenAI-compatible API's ``error.code`` and ``error.type``
+    compat: str
+    compat_type: str
+    #: the class qwen-nb raises (a name in ``qwen_nb.errors``)
+    error: str
+    #: the service means "try again": qwen-nb retries it
+    retryable: bool
+    #: the service's message (the emulator sends it)
+    message: str
+    #: the fix to give a user (guidance may add who/where)
+    fix: str
+    #: other spellings of the code that mean the same (matched case-insensitively)
+    also: tuple[str, ...] = ()
+    #: where rows share a code: a piece of the service's message (lower case) that picks this row
+    match: str = ""
+    #: which guidance explains it (``qwen_nb._guidance``); "" for the row's own fix
+    guide: str = ""
+
+
+ERRORS: dict[str, ErrorFact] = {
+    e.key: e
+    for e in (
+        ErrorFact("invalid_key", 401, "InvalidApiKey", "invalid_api_key", "invalid_request_error", "InvalidKeyError",
+                  False, "Invalid API-key provided.",
+                  "Check the key and its region: keys are per region and per billing plan.", guide="invalid_key"),
+        ErrorFact("access_denied", 403, "AccessDenied", "access_denied", "invalid_request_error",
+                  "AccessDeniedError", False, "Access denied.",
+                  "Grant the model to the workspace (console or permissions API), or call it with a profile "
+                  "that may.", guide="not_granted"),
+        ErrorFact("async_only", 403, "AccessDenied", "access_denied", "invalid_request_error", "AccessDeniedError",
+                  False, "current user api does not support synchronous calls.",
+                  "Use the model's asynchronous task API; chat() makes synchronous calls.", match="synchronous",
+                  guide="async_only"),
+        ErrorFact("unpurchased", 403, "AccessDenied.Unpurchased", "AccessDenied.Unpurchased",
+                  "AccessDenied.Unpurchased", "AccessDeniedError", False,
+                  "Access to model denied. Please make sure you are eligible for using the model.",
+                  "Activate Model Studio for this region and the model in the Alibaba Cloud console (some models "
+                  "need a paid plan), or call a model the account has; granting it to a workspace does not help.",
+                  guide="unpurchased"),
+        ErrorFact("workspace_denied", 403, "Workspace.AccessDenied", "Workspace.AccessDenied",
+                  "Workspace.AccessDenied", "AccessDeniedError", False, "Workspace access denied.",
+                  "Use the API key of that workspace, or the workspace id the key belongs to (console > the "
+                  "workspace > API keys); check DASHSCOPE_WORKSPACE / QWEN_NB_<NAME>_WORKSPACE.", guide="workspace"),
+        ErrorFact("model_not_found", 404, "ModelNotFound", "model_not_found", "invalid_request_error",
+                  "ModelNotFoundError", False, "Model not found.",
+                  "Check the spelling; list_models(profile=...) shows the models this key can see in its region.",
+                  also=("model.notexist",), guide="not_found"),
+        ErrorFact("not_found", 404, "NotFound", "not_found", "invalid_request_error", "ModelNotFoundError", False,
+                  "Not found.", "Check the URL path and the base URL.", guide="not_found"),
+        ErrorFact("invalid_parameter", 400, "InvalidParameter", "invalid_parameter_error", "invalid_request_error",
+                  "InvalidParameterError", False, "Invalid parameter.",
+                  "Check the parameters named in the service's message (not retried).",
+                  also=("invalid_parameter", "invalid_request_error"), guide="parameter"),
+        ErrorFact("data_inspection", 400, "DataInspectionFailed", "data_inspection_failed", "data_inspection_failed",
+                  "ContentBlockedError", False, "Input data may contain inappropriate content.",
+                  "Rephrase the prompt (or the image); the service's content inspection refused it. Not retried.",
+                  guide="blocked"),
+        ErrorFact("arrearage", 400, "Arrearage", "Arrearage", "Arrearage", "AccountOverdueError", False,
+                  "Access denied, please make sure your account is in good standing.",
+                  "Top up or settle the overdue bill in the Alibaba Cloud billing console, then retry.",
+                  guide="overdue"),
+        ErrorFact("method", 405, "MethodNotAllowed", "method_not_allowed", "invalid_request_error", "ServiceError",
+                  False, "Method not allowed.", "Use POST for calls and GET for lists."),
+        ErrorFact("quota", 429, "Throttling.AllocationQuota", "insufficient_quota", "insufficient_quota",
+                  "QuotaExceededError", False, "Allocated quota exceeded, please increase your quota limit.",
+                  "Check the free quota and billing of this account in the console, or use another workspace's "
+                  "profile.", also=("throttling.allocation_quota",), guide="quota"),
+        ErrorFact("rate_limit", 429, "Throttling.RateQuota", "limit_requests", "limit_requests", "RateLimitError",
+                  True, "Requests rate limit exceeded, please try again later.",
+                  "Wait a little, lower concurrency (chat_many(concurrency=...)), or raise the rate limit in the "
+                  "console.", also=("throttling", "rate_limit_exceeded", "ratelimit"), guide="rate_limit"),
+        ErrorFact("internal", 500, "InternalError", "internal_error", "internal_error", "ServerError", True,
+                  "An internal error has occured, please try again later or contact service support.",
+                  "This is on the service side; retry later, or try another region or model.", guide="server"),
+        ErrorFact("bad_gateway", 502, "InternalError", "internal_error", "internal_error", "ServerError", True,
+                  "Bad gateway.", "This is on the service side; retry later, or try another region or model.",
+                  guide="server"),
+        ErrorFact("unavailable", 503, "ServiceUnavailable", "service_unavailable", "service_unavailable",
+                  "ServerError", True, "Service unavailable.",
+                  "This is on the service side; retry later, or try another region or model.", guide="server"),
+        ErrorFact("timeout", 504, "GatewayTimeout", "gateway_timeout", "gateway_timeout", "ServerError", True,
+                  "Gateway timeout.", "This is on the service side; retry later, or try another region or model.",
+                  guide="server"),
+    )
+}
+
+#: an injected HTTP status -> the error row the emulator answers with
+STATUS_ERROR = {500: "internal", 502: "bad_gateway", 503: "unavailable", 504: "timeout"}
+
+#: the class for a status when the code is unknown (the service's status alone)
+STATUS_CLASS = {400: "InvalidParameterError", 401: "InvalidKeyError", 403: "AccessDeniedError",
+                404: "ModelNotFoundError", 429: "RateLimitError"}
+
+
+def _index_codes() -> dict[str, list[ErrorFact]]:
+    index: dict[str, list[ErrorFact]] = {}
+    for fact in ERRORS.values():
+        for code in dict.fromkeys(c.lower() for c in (fact.native, fact.compat, *fact.also)):
+            index.setdefault(code, []).append(fact)
+    return index
+
+
+_BY_CODE = _index_codes()
+
+
+def error_fact(code: str | None, status: int | None = None, message: str = "") -> ErrorFact | None:
+    """The documented row for a service ``code`` (either spelling, any case), or None.
+
+    Where rows share a code, the one whose ``match`` is in ``message`` wins, else the one
+    without a ``match`` (of ``status`` when given). Unlisted ``Throttling.*`` codes are rate limits.
+    """
+    if not code:
+        return None
+    c = code.lower()
+    rows = _BY_CODE.get(c)
+    if rows:
+        low = (message or "").lower()
+        for fact in rows:
+            if fact.match and fact.match in low:
+                return fact
+        plain = [f for f in rows if not f.match]
+        for fact in plain:
+            if status is None or fact.status == status:
+                return fact
+        return (plain or rows)[0]
+    if c.startswith("throttling"):
+        return ERRORS["rate_limit"]
+    if "inspection" in c:
+        return ERRORS["data_inspection"]
+    if c.startswith("arrearage"):
+        return ERRORS["arrearage"]
+    return None
+
+
+def error_by_key(key: str) -> ErrorFact:
+    """The row named ``key`` (``"rate_limit"``, ``"access_denied"`` ...)."""
+    return ERRORS[key]
+
+
