@@ -7,12 +7,14 @@ stream closed early is ``"interrupted"`` with the usage received so far.
 
 Storage: SQLite in WAL mode with ``synchronous=NORMAL``; each ``record()`` is
 its own committed transaction, so a process killed at any moment leaves every
-record whose ``record()`` had returned. The default file is ``platformdirs.user_data_dir("qwen-nb")/usage.sqlite``
+record whose ``record()`` had returned. Several processes may share one file:
+a lock held by another process is waited for, never a reason to drop a call.
+The default file is ``platformdirs.user_data_dir("qwen-nb")/usage.sqlite``
 (``$QWEN_NB_LEDGER`` overrides it; ``":memory:"`` keeps nothing). A session on
 the local emulator does not use that file: its demo calls go to
 ``$QWEN_NB_LEDGER`` if set, else to an in-memory ledger, so fake usage never
 mixes with real spend. The schema is versioned with ``PRAGMA user_version`` and
-migrated forward on open.
+migrated forward on open; a SQLite file of another program is refused untouched.
 
 Costs are summed per currency (USD and CNY are never added together); calls
 whose price is unknown are counted apart, never priced at zero.
@@ -32,7 +34,7 @@ from qwen_nb.ledger._render import OptionalDependencyError
 from qwen_nb.ledger._report import GROUPINGS, UsageReport, parse_since
 from qwen_nb.ledger._rows import UsageRow
 from qwen_nb.ledger._schema import MIGRATIONS, SCHEMA_VERSION, migrate
-from qwen_nb.ledger._store import STATUSES, CallRecord, Ledger
+from qwen_nb.ledger._store import STATUSES, CallRecord, Ledger, LedgerBusyError
 
 __all__ = [
     "ENV_LEDGER",
@@ -43,6 +45,7 @@ __all__ = [
     "BudgetWarning",
     "CallRecord",
     "Ledger",
+    "LedgerBusyError",
     "OptionalDependencyError",
     "UsageReport",
     "UsageRow",

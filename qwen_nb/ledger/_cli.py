@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from qwen_nb.errors import QwenNbError
-from qwen_nb.ledger._paths import ENV_LEDGER, default_path
+from qwen_nb.ledger._paths import ENV_LEDGER, check_path, default_path
 from qwen_nb.ledger._report import GROUPINGS
 from qwen_nb.ledger._store import Ledger
 
@@ -32,13 +32,14 @@ def cli_main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed usage and the problem
         return int(exc.code or 0)
     path = Path(args.ledger).expanduser() if args.ledger else default_path()
-    if not path.exists():
-        if args.ledger:
-            print(f"qwen-nb usage: no ledger at {path}", file=sys.stderr)
-            return 1
-        print(f"No calls recorded yet (ledger: {path}).")
-        return 0
     try:
+        check_path(path)
+        if not path.exists():
+            if args.ledger:
+                print(f"qwen-nb usage: no ledger at {path}", file=sys.stderr)
+                return 1
+            print(f"No calls recorded yet (ledger: {path}).")
+            return 0
         with Ledger(path) as ledger:
             report = ledger.report(since=args.since, by=args.by)
     except QwenNbError as exc:

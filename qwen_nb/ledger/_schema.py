@@ -1,4 +1,4 @@
-"""The ledger's SQLite schema: versioned migrations."""
+"""The ledger's SQLite schema: versioned migrations, and the read-only check that a file is a qwen-nb ledger."""
 
 from __future__ import annotations
 
@@ -43,6 +43,39 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
+_FIX = f"Point --ledger / {ENV_LEDGER} at a qwen-nb usage ledger, or at a new file path."
+
+
+def _newer(version: int) -> ConfigError:
+    return ConfigError(
+        f"The usage ledger has schema version {version}, newer than this qwen-nb understands ({SCHEMA_VERSION}).",
+        fix=f"Upgrade qwen-nb, or point {ENV_LEDGER} at another file.",
+    )
+
+
+def check_schema(conn: sqlite3.Connection, where: str) -> int:
+    """Check, reading only, that ``conn`` is a qwen-nb ledger or an empty database; returns its schema version.
+
+    Raises ``ConfigError`` for another program's database (tables but no ``calls`` table, or
+    a ``user_version`` qwen-nb never wrote) and for a ledger newer than this qwen-nb, before
+    anything in the file is changed.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    )]
+    if "calls" not in tables and (tables or 0 < version <= SCHEMA_VERSION):
+        what = f"tables {', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}" if tables else "no tables"
+        raise ConfigError(
+            f"{where!r} is not a qwen-nb usage ledger: it is a SQLite database with {what} and no qwen-nb "
+            f"schema (user_version {version}). It was left untouched.",
+            fix=_FIX,
+        )
+    if version > SCHEMA_VERSION:
+        raise _newer(version)
+    return version
+
+
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     """Bring the database to schema ``target``, one version at a time, atomically; returns the version.
 
@@ -51,10 +84,7 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise ConfigError(
-            f"The usage ledger has schema version {version}, newer than this qwen-nb understands ({SCHEMA_VERSION}).",
-            fix=f"Upgrade qwen-nb, or point {ENV_LEDGER} at another file.",
-        )
+        raise _newer(version)
     if version >= target:
         return version
     conn.execute("BEGIN IMMEDIATE")

@@ -1,8 +1,9 @@
-"""The ledger store: ``CallRecord`` and ``Ledger`` (SQLite, shared by threads and processes)."""
+"""The ledger store: ``CallRecord`` and ``Ledger`` (SQLite, shared safely by threads and processes)."""
 
 from __future__ import annotations
 
 import logging
+import random
 import sqlite3
 import threading
 import time
@@ -11,17 +12,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from qwen_nb.errors import ConfigError, InputError
+from qwen_nb.errors import ConfigError, InputError, QwenNbError
 from qwen_nb.ledger._budget import BudgetPolicy
-from qwen_nb.ledger._paths import ENV_LEDGER, default_path
+from qwen_nb.ledger._paths import ENV_LEDGER, check_path, default_path
 from qwen_nb.ledger._report import UsageReport, parse_since, report_query
-from qwen_nb.ledger._schema import migrate
+from qwen_nb.ledger._schema import check_schema, migrate
 
 log = logging.getLogger("qwen_nb.ledger")
 
 STATUSES = ("ok", "error", "interrupted")
+
+#: seconds a ledger keeps waiting for another process's lock before giving up (``Ledger(timeout=)``)
+DEFAULT_TIMEOUT = 30.0
+
+_T = TypeVar("_T")
+
+
+class LedgerBusyError(QwenNbError):
+    """The ledger file stayed locked by another process for longer than the ledger's ``timeout``."""
+
 
 @dataclass
 class CallRecord:
@@ -68,15 +79,41 @@ def _check_record(rec: CallRecord) -> None:
         raise InputError("CallRecord.cost must be >= 0 and come with its currency.", fix="Set currency='USD'/'CNY'.")
 
 
-class Ledger:
-    """Usage records in SQLite. Thread-safe; share one per process (the Session owns one)."""
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock; trying again later can succeed."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
-    def __init__(self, path: str | Path | None = None) -> None:
+
+class Ledger:
+    """Usage records in SQLite. Thread-safe; share one per process (the Session owns one).
+
+    Several processes may share one file. Waiting for another process's lock is bounded by
+    ``timeout`` seconds: SQLite's busy handler waits first, and where SQLite answers "locked"
+    without waiting (opening a new file, switching it to WAL) the operation is retried with a
+    short randomized backoff. ``record()`` never drops a call on a transient lock; only a lock
+    held for longer than ``timeout`` raises ``LedgerBusyError``.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         if path is None:
             path = default_path()
-        self.path: str = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        memory = str(path) == ":memory:"
+        self.path: str = ":memory:" if memory else str(Path(path).expanduser())
+        #: seconds to keep waiting for a lock held by another process
+        self.timeout = float(timeout)
+        if not memory:
+            check_path(Path(self.path))
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot create the folder of the usage ledger {self.path!r}: {exc.strerror or exc}.",
+                    fix=f"Set {ENV_LEDGER} (or --ledger) to a path in a folder you can write.",
+                ) from None
         #: when this ledger was opened (the start of "this session")
         self.opened_at = time.time()
         self._lock = threading.RLock()
@@ -84,17 +121,53 @@ class Ledger:
         self._budget = BudgetPolicy()
         self._spent: dict[tuple[str, str], float] = {}
         try:
-            self._conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=10000")
-            migrate(self._conn)
+            # the busy handler is in force from the first statement on, before any pragma
+            self._conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                         check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._cannot_open(exc) from None
+        try:
+            self._retry(self._prepare, time.monotonic(), "open it")
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(
-                f"Cannot open the usage ledger at {self.path!r}: {exc}.",
-                fix=f"Check the file, or set {ENV_LEDGER} to another path.",
-            ) from None
+            self._conn.close()
+            raise self._cannot_open(exc) from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _cannot_open(self, exc: Exception) -> ConfigError:
+        return ConfigError(
+            f"Cannot open the usage ledger at {self.path!r}: {exc}.",
+            fix=f"Check the file, or set {ENV_LEDGER} to another path.",
+        )
+
+    def _prepare(self) -> None:
+        """Check the schema (reading only), then switch to WAL and migrate: safe to run again after a lock."""
+        check_schema(self._conn, self.path)
+        if self.path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(self._conn)
+
+    def _retry(self, op: Callable[[], _T], started: float, what: str) -> _T:
+        """``op()``, retried with a randomized backoff while the database is locked, until ``timeout`` has passed."""
+        delay = 0.002
+        while True:
+            try:
+                return op()
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    raise
+                left = started + self.timeout - time.monotonic()
+                if left <= 0:
+                    raise LedgerBusyError(
+                        f"The usage ledger {self.path!r} stayed locked by another process for "
+                        f"{self.timeout:g} s; could not {what} ({exc}).",
+                        fix="Close the program holding the file open, or give each program its own "
+                            f"ledger with {ENV_LEDGER}.",
+                    ) from None
+                time.sleep(min(left, delay * (0.5 + random.random())))
+                delay = min(delay * 2, 0.1)
 
     # -- writing
 
@@ -102,11 +175,19 @@ class Ledger:
         """Store one call (committed before returning). The same ``call_id`` is stored only once.
 
         With ``budget`` (in the record's currency), warns with ``BudgetWarning`` once when the
-        profile's known spend reaches 80 % of it and once more at 100 %.
+        profile's known spend reaches 80 % of it and once more at 100 %. A lock held by another
+        process is waited for (up to ``timeout``, then ``LedgerBusyError``): no call is dropped.
         """
         _check_record(rec)
+        values = _values(rec)
         with self._lock:
-            cur = self._conn.execute(_INSERT, _values(rec))
+            started = time.monotonic()
+            try:
+                cur = self._conn.execute(_INSERT, values)
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    raise
+                cur = self._retry(lambda: self._conn.execute(_INSERT, values), started, "record a call")
             inserted = cur.rowcount == 1
             if inserted and rec.cost is not None and rec.currency:
                 key = (rec.profile, rec.currency)
@@ -130,17 +211,21 @@ class Ledger:
             _check_record(rec)
             rows.append(_values(rec))
 
-        with self._lock:
+        def write() -> int:
             before = self._conn.total_changes
-            self._conn.execute("BEGIN")
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(_INSERT, rows)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._spent.clear()
             return self._conn.total_changes - before
+
+        with self._lock:
+            added = self._retry(write, time.monotonic(), "record calls")
+            self._spent.clear()
+            return added
 
     # -- listeners
 
