@@ -24,6 +24,7 @@ from qwen_nb.ledger import (
     Ledger,
     OptionalDependencyError,
     UsageReport,
+    UsageRow,
     cli_main,
     migrate,
 )
@@ -236,6 +237,22 @@ def test_report_by_model_profile_and_day(led):
     assert [r["key"] for r in by_day.rows] == ["2026-03-01", "2026-03-02"]
     assert by_day.rows[0]["costs"] == {"USD": pytest.approx(2.0)}
     assert by_day.rows[1]["costs"] == {"USD": pytest.approx(0.25), "CNY": pytest.approx(2.0)}
+
+
+def test_rows_and_totals_are_usage_rows_with_one_field_list(led):
+    fill(led)
+    report = led.report(by="profile")
+    assert all(isinstance(r, UsageRow) for r in report.rows)
+    team_a = next(r for r in report.rows if r.key == "team-a")
+    assert team_a.calls == team_a["calls"] == 2 and team_a.costs == team_a["costs"]
+    with pytest.raises(KeyError):
+        team_a["cost"]
+    totals = report.totals
+    assert isinstance(totals, UsageRow) and totals.key == "total" and totals.calls == 6
+    header = next(csv.reader(io.StringIO(report.to_csv())))
+    names = [f.name for f in dataclasses.fields(UsageRow)]
+    assert header == ["profile", *names[1:names.index("costs")], "cost_CNY", "cost_USD",
+                      *names[names.index("costs") + 1:]]
 
 
 @pytest.mark.parametrize(
