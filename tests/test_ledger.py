@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import sqlite3
@@ -23,6 +24,7 @@ from qwen_nb.ledger import (
     Ledger,
     OptionalDependencyError,
     UsageReport,
+    UsageRow,
     cli_main,
     migrate,
 )
@@ -35,7 +37,7 @@ def file_ledger(tmp_path):
 
 
 def test_call_record_fields_follow_the_contract():
-    names = [f.name for f in ledger_mod.fields(CallRecord)]
+    names = [f.name for f in dataclasses.fields(CallRecord)]
     assert names == [
         "time", "profile", "workspace", "region", "api", "model", "input_tokens", "output_tokens",
         "reasoning_tokens", "latency", "request_id", "status", "error_code", "attempts", "cost", "currency",
@@ -128,10 +130,11 @@ def make_v1_database(path) -> None:
     """A ledger file as the first release wrote it (schema v1: no call_id column)."""
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
-    cols = ", ".join(f for f in ledger_mod._COLUMNS if f != "call_id")
+    v1_fields = [f.name for f in dataclasses.fields(CallRecord) if f.name != "call_id"]
+    cols = ", ".join(v1_fields)
     for i in range(3):
         r = rec(request_id=f"old-{i}", time=1_700_000_000.0 + i)
-        values = [getattr(r, f) for f in ledger_mod._COLUMNS if f != "call_id"]
+        values = [getattr(r, f) for f in v1_fields]
         conn.execute(f"INSERT INTO calls ({cols}) VALUES ({', '.join('?' * len(values))})", values)
     conn.close()
 
@@ -236,6 +239,22 @@ def test_report_by_model_profile_and_day(led):
     assert by_day.rows[1]["costs"] == {"USD": pytest.approx(0.25), "CNY": pytest.approx(2.0)}
 
 
+def test_rows_and_totals_are_usage_rows_with_one_field_list(led):
+    fill(led)
+    report = led.report(by="profile")
+    assert all(isinstance(r, UsageRow) for r in report.rows)
+    team_a = next(r for r in report.rows if r.key == "team-a")
+    assert team_a.calls == team_a["calls"] == 2 and team_a.costs == team_a["costs"]
+    with pytest.raises(KeyError):
+        team_a["cost"]
+    totals = report.totals
+    assert isinstance(totals, UsageRow) and totals.key == "total" and totals.calls == 6
+    header = next(csv.reader(io.StringIO(report.to_csv())))
+    names = [f.name for f in dataclasses.fields(UsageRow)]
+    assert header == ["profile", *names[1:names.index("costs")], "cost_CNY", "cost_USD",
+                      *names[names.index("costs") + 1:]]
+
+
 @pytest.mark.parametrize(
     "since", ["2026-03-02", dt.date(2026, 3, 2), dt.datetime(2026, 3, 2), dt.datetime(2026, 3, 2).timestamp()]
 )
@@ -306,9 +325,9 @@ def test_to_pandas_when_installed(led):
     assert frame.loc["ws-bj", "cost_CNY"] == pytest.approx(2.0)
 
 
-def test_usage_with_explicit_ledger(led):
+def test_report_by_model_counts_every_call(led):
     fill(led)
-    assert ledger_mod.usage(by="model", ledger=led).totals["calls"] == 6
+    assert led.report(by="model").totals["calls"] == 6
 
 
 def test_record_rejects_bad_records(led):

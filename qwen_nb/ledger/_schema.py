@@ -1,0 +1,102 @@
+"""The ledger's SQLite schema: versioned migrations, and the read-only check that a file is a qwen-nb ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from qwen_nb.errors import ConfigError
+from qwen_nb.ledger._paths import ENV_LEDGER
+
+#: version -> statements that take a database from version - 1 to version
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # v1: the first release: one row per call, indexed by time
+    1: (
+        """CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            profile TEXT NOT NULL,
+            workspace TEXT,
+            region TEXT NOT NULL,
+            api TEXT NOT NULL,
+            model TEXT NOT NULL,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+            latency REAL NOT NULL DEFAULT 0,
+            request_id TEXT,
+            status TEXT NOT NULL,
+            error_code TEXT,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            cost REAL,
+            currency TEXT
+        )""",
+        "CREATE INDEX calls_time ON calls(time)",
+    ),
+    # v2: a unique call id (idempotent record()), and an index for per-profile spend
+    2: (
+        "ALTER TABLE calls ADD COLUMN call_id TEXT",
+        "UPDATE calls SET call_id = 'v1-' || id WHERE call_id IS NULL",
+        "CREATE UNIQUE INDEX calls_call_id ON calls(call_id)",
+        "CREATE INDEX calls_profile ON calls(profile, currency)",
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+_FIX = f"Point --ledger / {ENV_LEDGER} at a qwen-nb usage ledger, or at a new file path."
+
+
+def _newer(version: int) -> ConfigError:
+    return ConfigError(
+        f"The usage ledger has schema version {version}, newer than this qwen-nb understands ({SCHEMA_VERSION}).",
+        fix=f"Upgrade qwen-nb, or point {ENV_LEDGER} at another file.",
+    )
+
+
+def check_schema(conn: sqlite3.Connection, where: str) -> int:
+    """Check, reading only, that ``conn`` is a qwen-nb ledger or an empty database; returns its schema version.
+
+    Raises ``ConfigError`` for another program's database (tables but no ``calls`` table, or
+    a ``user_version`` qwen-nb never wrote) and for a ledger newer than this qwen-nb, before
+    anything in the file is changed.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    )]
+    if "calls" not in tables and (tables or 0 < version <= SCHEMA_VERSION):
+        what = f"tables {', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}" if tables else "no tables"
+        raise ConfigError(
+            f"{where!r} is not a qwen-nb usage ledger: it is a SQLite database with {what} and no qwen-nb "
+            f"schema (user_version {version}). It was left untouched.",
+            fix=_FIX,
+        )
+    if version > SCHEMA_VERSION:
+        raise _newer(version)
+    return version
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring the database to schema ``target``, one version at a time, atomically; returns the version.
+
+    Safe when several processes open the same file at once: the version is re-read
+    under the write lock.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise _newer(version)
+    if version >= target:
+        return version
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        while version < target:
+            version += 1
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return version

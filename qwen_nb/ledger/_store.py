@@ -1,0 +1,313 @@
+"""The ledger store: ``CallRecord`` and ``Ledger`` (SQLite, shared safely by threads and processes)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from pathlib import Path
+from typing import Any, TypeVar
+
+from qwen_nb.errors import ConfigError, InputError, QwenNbError
+from qwen_nb.ledger._budget import BudgetPolicy
+from qwen_nb.ledger._paths import ENV_LEDGER, check_path, default_path
+from qwen_nb.ledger._report import UsageReport, parse_since, report_query
+from qwen_nb.ledger._schema import check_schema, migrate
+
+log = logging.getLogger("qwen_nb.ledger")
+
+STATUSES = ("ok", "error", "interrupted")
+
+#: seconds a ledger keeps waiting for another process's lock before giving up (``Ledger(timeout=)``)
+DEFAULT_TIMEOUT = 30.0
+
+_T = TypeVar("_T")
+
+
+class LedgerBusyError(QwenNbError):
+    """The ledger file stayed locked by another process for longer than the ledger's ``timeout``."""
+
+
+@dataclass
+class CallRecord:
+    """One logical call, as the ledger stores it."""
+
+    time: float
+    profile: str
+    workspace: str | None
+    region: str
+    api: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    latency: float
+    request_id: str | None
+    #: "ok", "error" or "interrupted"
+    status: str
+    error_code: str | None
+    attempts: int
+    #: estimated cost in ``currency``; None when the price is unknown
+    cost: float | None
+    currency: str | None
+    #: unique id of the logical call: recording the same id twice stores it once
+    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+_COLUMNS = tuple(f.name for f in fields(CallRecord))
+#: a record's column values in ``_COLUMNS`` order (``dataclasses.astuple`` deep-copies: 50x slower)
+_values = attrgetter(*_COLUMNS)
+_INSERT = f"INSERT OR IGNORE INTO calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+def _check_record(rec: CallRecord) -> None:
+    if not isinstance(rec, CallRecord):
+        raise InputError(f"ledger.record() takes a CallRecord, got {type(rec).__name__}.")
+    if rec.status not in STATUSES:
+        raise InputError(f"CallRecord.status must be one of {STATUSES}, got {rec.status!r}.")
+    for name in ("input_tokens", "output_tokens", "reasoning_tokens", "attempts"):
+        value = getattr(rec, name)
+        if not isinstance(value, int) or value < 0:
+            raise InputError(f"CallRecord.{name} must be a non-negative int, got {value!r}.")
+    if rec.cost is not None and (rec.cost < 0 or not rec.currency):
+        raise InputError("CallRecord.cost must be >= 0 and come with its currency.", fix="Set currency='USD'/'CNY'.")
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock; trying again later can succeed."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class Ledger:
+    """Usage records in SQLite. Thread-safe; share one per process (the Session owns one).
+
+    Several processes may share one file. Waiting for another process's lock is bounded by
+    ``timeout`` seconds: SQLite's busy handler waits first, and where SQLite answers "locked"
+    without waiting (opening a new file, switching it to WAL) the operation is retried with a
+    short randomized backoff. ``record()`` never drops a call on a transient lock; only a lock
+    held for longer than ``timeout`` raises ``LedgerBusyError``.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if path is None:
+            path = default_path()
+        memory = str(path) == ":memory:"
+        self.path: str = ":memory:" if memory else str(Path(path).expanduser())
+        #: seconds to keep waiting for a lock held by another process
+        self.timeout = float(timeout)
+        if not memory:
+            check_path(Path(self.path))
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot create the folder of the usage ledger {self.path!r}: {exc.strerror or exc}.",
+                    fix=f"Set {ENV_LEDGER} (or --ledger) to a path in a folder you can write.",
+                ) from None
+        #: when this ledger was opened (the start of "this session")
+        self.opened_at = time.time()
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[CallRecord], Any]] = []
+        self._budget = BudgetPolicy()
+        self._spent: dict[tuple[str, str], float] = {}
+        try:
+            # the busy handler is in force from the first statement on, before any pragma
+            self._conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                         check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._cannot_open(exc) from None
+        try:
+            self._retry(self._prepare, time.monotonic(), "open it")
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise self._cannot_open(exc) from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _cannot_open(self, exc: Exception) -> ConfigError:
+        return ConfigError(
+            f"Cannot open the usage ledger at {self.path!r}: {exc}.",
+            fix=f"Check the file, or set {ENV_LEDGER} to another path.",
+        )
+
+    def _prepare(self) -> None:
+        """Check the schema (reading only), then switch to WAL and migrate: safe to run again after a lock."""
+        check_schema(self._conn, self.path)
+        if self.path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(self._conn)
+
+    def _retry(self, op: Callable[[], _T], started: float, what: str) -> _T:
+        """``op()``, retried with a randomized backoff while the database is locked, until ``timeout`` has passed."""
+        delay = 0.002
+        while True:
+            try:
+                return op()
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    raise
+                left = started + self.timeout - time.monotonic()
+                if left <= 0:
+                    raise LedgerBusyError(
+                        f"The usage ledger {self.path!r} stayed locked by another process for "
+                        f"{self.timeout:g} s; could not {what} ({exc}).",
+                        fix="Close the program holding the file open, or give each program its own "
+                            f"ledger with {ENV_LEDGER}.",
+                    ) from None
+                time.sleep(min(left, delay * (0.5 + random.random())))
+                delay = min(delay * 2, 0.1)
+
+    # -- writing
+
+    def record(self, rec: CallRecord, *, budget: float | None = None) -> None:
+        """Store one call (committed before returning). The same ``call_id`` is stored only once.
+
+        With ``budget`` (in the record's currency), warns with ``BudgetWarning`` once when the
+        profile's known spend reaches 80 % of it and once more at 100 %. A lock held by another
+        process is waited for (up to ``timeout``, then ``LedgerBusyError``): no call is dropped.
+        """
+        _check_record(rec)
+        values = _values(rec)
+        with self._lock:
+            started = time.monotonic()
+            try:
+                cur = self._conn.execute(_INSERT, values)
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    raise
+                cur = self._retry(lambda: self._conn.execute(_INSERT, values), started, "record a call")
+            inserted = cur.rowcount == 1
+            if inserted and rec.cost is not None and rec.currency:
+                key = (rec.profile, rec.currency)
+                if key in self._spent:
+                    self._spent[key] += rec.cost
+            if inserted and budget is not None and rec.currency:
+                spent = self._spent_locked(rec.profile, rec.currency)
+                self._budget.check(rec.profile, rec.currency, spent, budget)
+        if not inserted:
+            return
+        for callback in list(self._listeners):
+            try:
+                callback(rec)
+            except Exception:  # a view must never break recording
+                log.exception("usage ledger listener %r failed", callback)
+
+    def record_many(self, records: Iterable[CallRecord]) -> int:
+        """Store many calls in one transaction (imports, benchmarks); returns how many were new."""
+        rows = []
+        for rec in records:
+            _check_record(rec)
+            rows.append(_values(rec))
+
+        def write() -> int:
+            before = self._conn.total_changes
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(_INSERT, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            return self._conn.total_changes - before
+
+        with self._lock:
+            added = self._retry(write, time.monotonic(), "record calls")
+            self._spent.clear()
+            return added
+
+    # -- listeners
+
+    def add_listener(self, callback: Callable[[CallRecord], Any]) -> Callable[[], None]:
+        """Call ``callback(record)`` after each new record; returns a function that removes it."""
+        with self._lock:
+            self._listeners.append(callback)
+        return lambda: self.remove_listener(callback)
+
+    def remove_listener(self, callback: Callable[[CallRecord], Any]) -> None:
+        """Stop calling ``callback`` (no error if it was not registered)."""
+        with self._lock:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+    # -- reading
+
+    def _spent_locked(self, profile: str, currency: str | None) -> float:
+        if currency is None:
+            row = self._conn.execute(
+                "SELECT currency FROM calls WHERE profile = ? AND cost IS NOT NULL ORDER BY time DESC LIMIT 1",
+                (profile,),
+            ).fetchone()
+            if row is None:
+                return 0.0
+            currency = row[0]
+        key = (profile, currency)
+        if key not in self._spent:
+            (total,) = self._conn.execute(
+                "SELECT COALESCE(SUM(cost), 0) FROM calls WHERE profile = ? AND currency = ? AND cost IS NOT NULL",
+                key,
+            ).fetchone()
+            self._spent[key] = float(total)
+        return self._spent[key]
+
+    def spent(self, profile: str, currency: str | None = None) -> float:
+        """Total known cost of ``profile`` in this ledger (in ``currency``, default: the profile's own).
+
+        Read from the database once, then kept up to date by this ``Ledger``'s own records
+        (calls written meanwhile by another process count from the next time the file is opened).
+        """
+        with self._lock:
+            return self._spent_locked(profile, currency)
+
+    def report(self, since: Any = None, by: str = "workspace") -> UsageReport:
+        """Usage grouped ``by`` workspace, profile, model or day, from ``since`` (None: everything)."""
+        start = parse_since(since)
+        sql, args = report_query(by, start)
+        with self._lock:
+            groups = self._conn.execute(sql, args).fetchall()
+        return UsageReport.from_groups(by, start, groups)
+
+    def records(self, since: Any = None, limit: int | None = None) -> list[CallRecord]:
+        """Stored records, oldest first (``limit``: only the most recent ones)."""
+        start = parse_since(since)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM calls"
+        args: tuple[Any, ...] = ()
+        if start is not None:
+            sql += " WHERE time >= ?"
+            args = (start,)
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY time DESC, id DESC LIMIT {int(limit)})"
+        with self._lock:
+            raw = self._conn.execute(sql + " ORDER BY time", args).fetchall()
+        return [CallRecord(*row) for row in raw]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Ledger {self.path}>"
