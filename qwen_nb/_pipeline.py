@@ -164,15 +164,17 @@ class Pipeline:
         import asyncio
 
         tracker = self.tracker(call)
-        while True:
-            backend = tracker.begin()
-            try:
-                return await attempt(backend)
-            except asyncio.CancelledError:
+        try:
+            while True:
+                backend = tracker.begin()
+                try:
+                    return await attempt(backend)
+                except Exception as exc:
+                    await tracker.asleep(tracker.failure(exc))
+        except asyncio.CancelledError:  # in flight or waiting to retry: what was sent is recorded once
+            if tracker.attempts:
                 tracker.interrupted(None, "Cancelled")
-                raise
-            except Exception as exc:
-                await tracker.asleep(tracker.failure(exc))
+            raise
 
     def complete(self, call: Call) -> ChatResult:
         """A whole-answer call."""
@@ -191,17 +193,19 @@ class Pipeline:
         import asyncio
 
         tracker = self.tracker(call)
-        while True:
-            backend = tracker.begin()
-            try:
-                comp = await backend.acomplete(call.req)
-            except asyncio.CancelledError:
+        try:
+            while True:
+                backend = tracker.begin()
+                try:
+                    comp = await backend.acomplete(call.req)
+                except Exception as exc:
+                    await tracker.asleep(tracker.failure(exc))
+                    continue
+                return tracker.ok(comp)
+        except asyncio.CancelledError:  # in flight or waiting to retry: what was sent is recorded once
+            if tracker.attempts:
                 tracker.interrupted(None, "Cancelled")
-                raise
-            except Exception as exc:
-                await tracker.asleep(tracker.failure(exc))
-                continue
-            return tracker.ok(comp)
+            raise
 
     # -------------------------------------------------------------- stages
     def translate(self, exc: BaseException, call: Call, backend: Backend, attempts: int) -> QwenNbError | None:

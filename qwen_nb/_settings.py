@@ -138,6 +138,11 @@ class Settings:
                             ("config file", config)]
         return self._layers
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment layer (a copy)."""
+        return dict(self._env)
+
     def lookup(self, name: str) -> Setting:
         """``name``'s value from the first source that has it (empty values count as unset)."""
         for source, values in self._sources():

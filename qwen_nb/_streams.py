@@ -218,7 +218,12 @@ class AsyncChatStream(_StreamBase):
                 self._tracker.interrupted(self._acc, "Cancelled")
                 raise
             except Exception as exc:
-                await self._tracker.asleep(self._open_failure(exc))
+                delay = self._open_failure(exc)
+                try:
+                    await self._tracker.asleep(delay)
+                except asyncio.CancelledError:
+                    self._tracker.interrupted(self._acc, "Cancelled")
+                    raise
 
     async def _generate(self) -> AsyncIterator[ChatDelta]:
         import asyncio
@@ -243,7 +248,11 @@ class AsyncChatStream(_StreamBase):
                 if self._closed:
                     return
                 await self._aclose_raw()
-                await self._tracker.asleep(self._read_failure(exc))
+                try:
+                    await self._tracker.asleep(self._read_failure(exc))
+                except asyncio.CancelledError:
+                    self._tracker.interrupted(self._acc, "Cancelled")
+                    raise
                 await self._open()
         if not self._closed:
             self._finish_ok()

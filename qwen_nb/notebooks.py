@@ -126,6 +126,7 @@ def configured_secrets(
     and values shorter than :data:`MIN_SECRET_LENGTH` characters are ignored.
     """
     from qwen_nb._settings import read_dotenv as _read_dotenv
+    from qwen_nb._settings import settings
 
     merged: dict[str, str] = {}
     if use_dotenv:
@@ -133,7 +134,8 @@ def configured_secrets(
             merged.update(_read_dotenv(dotenv_path))
         except Exception as exc:  # a broken .env must not stop a scan of the notebooks
             warnings.warn(f"could not read the .env file: {type(exc).__name__}", stacklevel=2)
-    merged.update(os.environ if env is None else env)
+    conf = settings(env=env, use_dotenv=False, use_config=False)
+    merged.update({name: conf.lookup(name).value or "" for name in conf.names()})
     out: dict[str, str] = {}
     for var in sorted(merged):
         if not KEY_VAR.match(var):

@@ -269,7 +269,9 @@ def bundled_path() -> Path:
 
 def user_paths() -> list[Path]:
     """The user price files that apply: ``$QWEN_NB_PRICES`` if set, else the per-user config file if present."""
-    env = os.environ.get(ENV_PRICES)
+    from qwen_nb._settings import Settings
+
+    env = Settings().get(ENV_PRICES)
     if env:
         return [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
     from platformdirs import user_config_dir

@@ -56,6 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from qwen_nb._settings import Settings
+
 if TYPE_CHECKING:
     from qwen_nb.emulator import Emulator
     from qwen_nb.session import Session
@@ -74,7 +76,7 @@ def sanitize_file() -> str:
 
 def key_configured(env: dict[str, str] | None = None, dotenv_path: str | os.PathLike | None = None) -> bool:
     """Is a Model Studio key configured (``DASHSCOPE_API_KEY`` / ``QWEN_NB_*_API_KEY``, env or ``.env``)?"""
-    env = dict(os.environ) if env is None else env
+    env = Settings(use_dotenv=False, use_config=False).env if env is None else env
 
     def has_key(values: dict[str, str]) -> bool:
         return any(
@@ -137,8 +139,9 @@ def _nbval_run(config: pytest.Config) -> bool:
 def _decide(config: pytest.Config) -> tuple[bool, str]:
     """Whether to start the emulator, and why (for the pytest header)."""
     mode = _mode(config)
-    if os.environ.get(ENV_VAR):
-        return False, f"using the emulator at {os.environ[ENV_VAR]} ({ENV_VAR})"
+    running = Settings(use_dotenv=False, use_config=False).get(ENV_VAR)
+    if running:
+        return False, f"using the emulator at {running} ({ENV_VAR})"
     if mode == "false":
         return False, "emulator off (qwen_emulator = false)"
     if mode == "true":

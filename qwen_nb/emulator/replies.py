@@ -561,7 +561,8 @@ def build_reply(
     fmt = (response_format or {}).get("type")
     chosen = choose_tool(tools, prompt, tool_choice) if tools and not tool_results else None
     if chosen is not None:
-        params = chosen.get("parameters") if isinstance(chosen.get("parameters"), dict) else {}
+        schema = chosen.get("parameters")
+        params: dict[str, Any] = schema if isinstance(schema, dict) else {}
         args = json.dumps(fill_schema(params, prompt), ensure_ascii=False)
         call_id = "call_" + hashlib.sha256(json.dumps([key, chosen["name"]]).encode()).hexdigest()[:24]
         calls.append({"id": call_id, "type": "function", "function": {"name": chosen["name"], "arguments": args}})

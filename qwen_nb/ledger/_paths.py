@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from qwen_nb.errors import ConfigError
@@ -13,9 +12,11 @@ ENV_LEDGER = "QWEN_NB_LEDGER"
 def default_path() -> Path:
     """``$QWEN_NB_LEDGER`` if set, else ``usage.sqlite`` in the per-user data dir.
 
-    The only place the ledger reads the environment.
+    Read through the settings chain (environment, ``.env``, user config file).
     """
-    env = os.environ.get(ENV_LEDGER)
+    from qwen_nb._settings import Settings
+
+    env = Settings().get(ENV_LEDGER)
     if env:
         return Path(env).expanduser()
     from platformdirs import user_data_dir

@@ -83,7 +83,7 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock; trying again later can succeed."""
     code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
     if code is not None:
-        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        return (code & 0xFF) in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (named in sqlite3 from Python 3.11)
     text = str(exc).lower()
     return "locked" in text or "busy" in text
 
