@@ -1,4 +1,4 @@
-"""Reliability: interrupts stop at once, streams keep no garbage, async clients close with their loop, cut streams retry."""
+"""Reliability: interrupts stop at once, streams keep no garbage, async clients close with their loop."""
 
 from __future__ import annotations
 
