@@ -8,8 +8,7 @@ import pytest
 
 from qwen_nb.errors import InputError, ModelNotGrantedError
 from qwen_nb.widgets import ApiToggle, KeyEntry, ModelPicker, ParamsBox, Playground, ProfilePicker, RegionPicker
-from qwen_nb.widgets._common import view_state
-from qwen_nb.widgets.pickers import NOT_GRANTED
+from qwen_nb.widgets.pickers import NOT_GRANTED, is_transient
 
 
 def chat_requests(emu) -> list:
@@ -96,6 +95,39 @@ def test_model_list_falls_back_to_the_catalog_when_the_workspace_list_fails(sess
     assert "qwen-plus" in ids and "qwen-max" in ids
     # team-b's grants are known: the others are marked
     assert model.label_for("qwen-flash").endswith(NOT_GRANTED)
+
+
+def test_replacing_options_never_passes_through_a_choice_nobody_made(session, emu):
+    region = RegionPicker(session)
+    profile = ProfilePicker(session, region=region)
+    model = ModelPicker(session, profile=profile)
+    params = ParamsBox(session, model=model)
+    assert model.wait(10)
+    model.value = "qwq-plus"  # thinking only: the params follow it
+    assert params.thinking.value is True and params.thinking.disabled
+    everything: list = []
+    seen: dict[str, list] = {"region": [], "profile": [], "model": []}
+    for name, w in (("region", region), ("profile", profile), ("model", model)):
+        def watch(change, name=name):
+            everything.append((name, change["old"], change["new"]))
+            if not is_transient(change):
+                seen[name].append(change["new"])
+
+        w.observe(watch, names="value")
+
+    listed = len(model_requests(emu))
+    profile.refresh()  # the same profiles again: the choice stays, linked views see no change
+    assert model.wait(10) and len(model_requests(emu)) == listed  # the model list was not reloaded
+    model.refresh(force=True)  # a fresh list from the service: the choice stays
+    assert model.wait(10) and len(model_requests(emu)) == listed + 1
+    assert seen == {"region": [], "profile": [], "model": []}
+    assert ("profile", "default", None) in everything  # what passed meanwhile was flagged transient
+    assert model.value == "qwq-plus" and params.thinking.value is True and params.thinking.disabled
+
+    profile.value = "beijing-lab"  # the model list is replaced: only real choices are seen
+    assert model.wait(10)
+    assert seen["region"] == ["cn-beijing"] and seen["profile"] == ["beijing-lab"]
+    assert None not in seen["model"]
 
 
 def test_api_toggle_and_params_follow_the_model(session):
@@ -201,7 +233,7 @@ def test_access_denied_shows_guidance_and_marks_the_model(pg, emu, session):
     assert pg.model.wait(10)
     assert pg.send("Who are you?") and pg.wait(15)  # granted model: one turn in the history
     history = [dict(m) for m in pg.history]
-    view_state(session).not_granted.clear()
+    assert "qwen-max" not in session.not_granted("team-a")  # nothing marked it yet: the refusal below does
 
     pg.model.value = "qwen-max"
     pg.prompt.value = "Hello"
@@ -212,7 +244,7 @@ def test_access_denied_shows_guidance_and_marks_the_model(pg, emu, session):
     assert "ModelNotGrantedError" in panel and "How to fix" in panel and "qwen-max" in panel
     assert "Traceback" not in panel
     assert emu.key("team-a") not in panel
-    assert "qwen-max" in view_state(session).denied("team-a")
+    assert "qwen-max" in session.not_granted("team-a")
     assert dict((v, lab) for lab, v in pg.model.options)["qwen-max"] == "qwen-max" + NOT_GRANTED
     assert pg.history == history  # a failure never loses history
     assert pg.prompt.value == "Hello"  # and the prompt comes back

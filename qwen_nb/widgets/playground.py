@@ -22,7 +22,7 @@ import ipywidgets as widgets
 
 from qwen_nb.coalesce import DEFAULT_RATE, Coalescer
 from qwen_nb.errors import InputError, ModelNotGrantedError
-from qwen_nb.widgets._common import error_html, esc, note_html, pre_html, resolve_session, scrub, view_state
+from qwen_nb.widgets._common import error_html, esc, note_html, pre_html, resolve_session, scrub
 from qwen_nb.widgets.conversation import Conversation
 from qwen_nb.widgets.keys import KeyEntry
 from qwen_nb.widgets.params import ParamsBox
@@ -423,7 +423,7 @@ class Playground(widgets.VBox):
             self.last_error = err
             self._show_error(err)
             if isinstance(err, ModelNotGrantedError):
-                view_state(self.session).mark_not_granted(run.profile, run.model)
+                self.session.note_not_granted(run.profile, run.model)
                 self.model.relabel()
             if not self.prompt.value:
                 self.prompt.value = run.prompt  # nothing is lost: the prompt comes back to the box
