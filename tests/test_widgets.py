@@ -156,6 +156,32 @@ def test_api_toggle_and_params_follow_the_model(session):
 # ----------------------------------------------------------------------------- playground
 
 
+def test_playground_displays_as_its_widget_and_keeps_widget_send(pg, emu):
+    import ipywidgets as widgets
+
+    from qwen_nb.widgets import PlaygroundController
+
+    assert isinstance(pg.widget, widgets.VBox) and not isinstance(pg, widgets.Widget)
+    assert isinstance(pg.controller, PlaygroundController) and pg.controller.session is pg.session
+    bundle = pg._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == pg.widget.model_id
+    assert bundle["text/plain"] == repr(pg) and "qwen-plus" in repr(pg) and "idle" in repr(pg)
+    assert emu.key("default") not in repr(pg)
+    # the widgets' own ``send`` (custom messages to the frontend) keeps its meaning
+    assert type(pg.widget).send is widgets.Widget.send and type(pg.prompt).send is widgets.Widget.send
+    assert pg.prompt in pg.widget.children and pg.answer in pg.widget.children
+
+
+def test_close_stops_and_closes_the_widgets(session, emu):
+    pg = Playground(session)
+    pg.model.wait()
+    emu.set_faults(tokens_per_second=40)
+    assert pg.send("Tell me about rivers")
+    pg.close()
+    assert not pg.busy
+    assert pg.widget.comm is None and pg.prompt.comm is None and pg.model.comm is None
+
+
 def test_send_streams_and_completes(pg, emu):
     pg.prompt.value = "Who are you?"
     pg.send_button.click()
