@@ -13,9 +13,9 @@ its widgets to the callbacks below, and scripts or tests can drive it alone::
     ctl.wait()
     ctl.answer_text, ctl.history, ctl.last_result
 
-Callbacks (attributes, each optional; set them at construction or later). ``on_start``,
-``on_status`` and ``on_error`` may run in the caller's thread; the others, and every callback
-of a call that ends by itself, run in the call's background threads:
+Callbacks (attributes, each optional; set them at construction or later) run in the thread
+that caused them: ``send()``, ``stop()`` and ``clear()`` call back in the caller's thread, a
+streaming call from its background threads (``on_update`` calls never overlap):
 
 * ``on_start(run)``: a call was accepted; it has not started yet.
 * ``on_update(answer, reasoning)``: the text so far changed (coalesced; never twice the same).
