@@ -339,8 +339,10 @@ class PlaygroundController:
             run.received = True
             run.cond.notify_all()
         pump.join()
-        self._finish(run, result, err)
-        run.settled.set()
+        try:
+            self._finish(run, result, err)
+        finally:
+            run.settled.set()
 
     def _pump(self, run: Run) -> None:
         """Hand the text to ``on_update``, coalesced, until the stream ends; then a final update."""
