@@ -8,8 +8,7 @@ import pytest
 
 from qwen_nb.errors import InputError, ModelNotGrantedError
 from qwen_nb.widgets import ApiToggle, KeyEntry, ModelPicker, ParamsBox, Playground, ProfilePicker, RegionPicker
-from qwen_nb.widgets._common import view_state
-from qwen_nb.widgets.pickers import NOT_GRANTED
+from qwen_nb.widgets.pickers import NOT_GRANTED, is_transient
 
 
 def chat_requests(emu) -> list:
@@ -98,6 +97,39 @@ def test_model_list_falls_back_to_the_catalog_when_the_workspace_list_fails(sess
     assert model.label_for("qwen-flash").endswith(NOT_GRANTED)
 
 
+def test_replacing_options_never_passes_through_a_choice_nobody_made(session, emu):
+    region = RegionPicker(session)
+    profile = ProfilePicker(session, region=region)
+    model = ModelPicker(session, profile=profile)
+    params = ParamsBox(session, model=model)
+    assert model.wait(10)
+    model.value = "qwq-plus"  # thinking only: the params follow it
+    assert params.thinking.value is True and params.thinking.disabled
+    everything: list = []
+    seen: dict[str, list] = {"region": [], "profile": [], "model": []}
+    for name, w in (("region", region), ("profile", profile), ("model", model)):
+        def watch(change, name=name):
+            everything.append((name, change["old"], change["new"]))
+            if not is_transient(change):
+                seen[name].append(change["new"])
+
+        w.observe(watch, names="value")
+
+    listed = len(model_requests(emu))
+    profile.refresh()  # the same profiles again: the choice stays, linked views see no change
+    assert model.wait(10) and len(model_requests(emu)) == listed  # the model list was not reloaded
+    model.refresh(force=True)  # a fresh list from the service: the choice stays
+    assert model.wait(10) and len(model_requests(emu)) == listed + 1
+    assert seen == {"region": [], "profile": [], "model": []}
+    assert ("profile", "default", None) in everything  # what passed meanwhile was flagged transient
+    assert model.value == "qwq-plus" and params.thinking.value is True and params.thinking.disabled
+
+    profile.value = "beijing-lab"  # the model list is replaced: only real choices are seen
+    assert model.wait(10)
+    assert seen["region"] == ["cn-beijing"] and seen["profile"] == ["beijing-lab"]
+    assert None not in seen["model"]
+
+
 def test_api_toggle_and_params_follow_the_model(session):
     api = ApiToggle(session)
     assert api.value == "openai"
@@ -122,6 +154,32 @@ def test_api_toggle_and_params_follow_the_model(session):
 
 
 # ----------------------------------------------------------------------------- playground
+
+
+def test_playground_displays_as_its_widget_and_keeps_widget_send(pg, emu):
+    import ipywidgets as widgets
+
+    from qwen_nb.widgets import PlaygroundController
+
+    assert isinstance(pg.widget, widgets.VBox) and not isinstance(pg, widgets.Widget)
+    assert isinstance(pg.controller, PlaygroundController) and pg.controller.session is pg.session
+    bundle = pg._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == pg.widget.model_id
+    assert bundle["text/plain"] == repr(pg) and "qwen-plus" in repr(pg) and "idle" in repr(pg)
+    assert emu.key("default") not in repr(pg)
+    # the widgets' own ``send`` (custom messages to the frontend) keeps its meaning
+    assert type(pg.widget).send is widgets.Widget.send and type(pg.prompt).send is widgets.Widget.send
+    assert pg.prompt in pg.widget.children and pg.answer in pg.widget.children
+
+
+def test_close_stops_and_closes_the_widgets(session, emu):
+    pg = Playground(session)
+    pg.model.wait()
+    emu.set_faults(tokens_per_second=40)
+    assert pg.send("Tell me about rivers")
+    pg.close()
+    assert not pg.busy
+    assert pg.widget.comm is None and pg.prompt.comm is None and pg.model.comm is None
 
 
 def test_send_streams_and_completes(pg, emu):
@@ -201,7 +259,7 @@ def test_access_denied_shows_guidance_and_marks_the_model(pg, emu, session):
     assert pg.model.wait(10)
     assert pg.send("Who are you?") and pg.wait(15)  # granted model: one turn in the history
     history = [dict(m) for m in pg.history]
-    view_state(session).not_granted.clear()
+    assert "qwen-max" not in session.not_granted("team-a")  # nothing marked it yet: the refusal below does
 
     pg.model.value = "qwen-max"
     pg.prompt.value = "Hello"
@@ -212,7 +270,7 @@ def test_access_denied_shows_guidance_and_marks_the_model(pg, emu, session):
     assert "ModelNotGrantedError" in panel and "How to fix" in panel and "qwen-max" in panel
     assert "Traceback" not in panel
     assert emu.key("team-a") not in panel
-    assert "qwen-max" in view_state(session).denied("team-a")
+    assert "qwen-max" in session.not_granted("team-a")
     assert dict((v, lab) for lab, v in pg.model.options)["qwen-max"] == "qwen-max" + NOT_GRANTED
     assert pg.history == history  # a failure never loses history
     assert pg.prompt.value == "Hello"  # and the prompt comes back

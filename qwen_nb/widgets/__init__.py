@@ -1,7 +1,10 @@
 """ipywidgets views over the plain-Python API: pickers, key entry, parameters, a streaming playground.
 
-Names are resolved lazily so that importing this package (or its pure helpers) does not
-import ipywidgets until a widget is used.
+The views hold no engine of their own: ``Playground`` is a view over ``PlaygroundController``
+(``qwen_nb.widgets.controller``, plain Python, no ipywidgets), and the pickers read the
+session's model lists and not-granted marks. Names are resolved lazily so that importing
+this package (or its pure modules: ``controller``, ``conversation``) does not import
+ipywidgets until a widget is used.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ _LAZY = {
     "ParamsBox": "qwen_nb.widgets.params",
     "KeyEntry": "qwen_nb.widgets.keys",
     "Playground": "qwen_nb.widgets.playground",
+    "PlaygroundController": "qwen_nb.widgets.controller",
     "UsagePanel": "qwen_nb.widgets.usage_panel",
 }
 

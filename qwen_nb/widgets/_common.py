@@ -1,20 +1,20 @@
-"""Shared bits of the widgets: the session they use, per-session view state, HTML helpers."""
+"""Shared bits of the widgets: the session they use and small HTML helpers."""
 
 from __future__ import annotations
 
 import html
-import threading
-import weakref
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qwen_nb._secrets import mask_key
+from qwen_nb._regions import get_region
+from qwen_nb._secrets import scrub
 from qwen_nb.errors import QwenNbError
-from qwen_nb.facts import KEY_SEARCH
+
+if TYPE_CHECKING:
+    from qwen_nb.session import Session
 
 
-def resolve_session(session: Any = None) -> Any:
-    """The given session, or the default one (``qwen_nb.session.default_session()``)."""
+def resolve_session(session: Session | None = None) -> Session:
+    """The given session, or the default one (``qwen_nb.default_session()``)."""
     if session is not None:
         return session
     from qwen_nb._default import default_session
@@ -22,52 +22,14 @@ def resolve_session(session: Any = None) -> Any:
     return default_session()
 
 
-@dataclass
-class ViewState:
-    """What the widgets learned about one session's workspaces (kept in the kernel only)."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: (profile name, api) -> model ids listed by the workspace
-    models: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    #: profile name -> models that failed with ModelNotGrantedError in this session
-    not_granted: dict[str, set[str]] = field(default_factory=dict)
-
-    def mark_not_granted(self, profile: str, model: str) -> None:
-        with self.lock:
-            self.not_granted.setdefault(profile, set()).add(model)
-
-    def denied(self, profile: str) -> set[str]:
-        with self.lock:
-            return set(self.not_granted.get(profile, ()))
-
-    def forget(self, profile: str) -> None:
-        """Drop what is known about ``profile`` (its key changed)."""
-        with self.lock:
-            self.not_granted.pop(profile, None)
-            for k in [k for k in self.models if k[0] == profile]:
-                del self.models[k]
+def region_label(region_id: str) -> str:
+    """``Singapore (international)`` for ``ap-southeast-1`` (the id itself if unknown)."""
+    try:
+        return get_region(region_id).label
+    except Exception:
+        return region_id
 
 
-_STATES: weakref.WeakKeyDictionary[Any, ViewState] = weakref.WeakKeyDictionary()
-_STATES_BY_ID: dict[int, ViewState] = {}
-_STATES_LOCK = threading.Lock()
-
-
-def view_state(session: Any) -> ViewState:
-    """The per-session view state shared by every widget over ``session``."""
-    with _STATES_LOCK:
-        try:
-            state = _STATES.get(session)
-            if state is None:
-                state = _STATES[session] = ViewState()
-        except TypeError:  # not weak-referenceable
-            state = _STATES_BY_ID.setdefault(id(session), ViewState())
-        return state
-
-
-def scrub(text: str) -> str:
-    """Mask anything that looks like a key (defence in depth: messages should not hold keys)."""
-    return KEY_SEARCH.sub(lambda m: mask_key(m.group(0)), text)
 
 
 def esc(text: Any) -> str:

@@ -10,7 +10,7 @@ neither a live notebook nor one saved with widget state holds the key.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from traitlets import Unicode
@@ -18,7 +18,11 @@ from traitlets import Unicode
 from qwen_nb._profiles import clean_key, mask_key
 from qwen_nb._regions import DEFAULT_REGION, regions
 from qwen_nb.errors import InputError, QwenNbError
-from qwen_nb.widgets._common import error_html, note_html, resolve_session, view_state
+from qwen_nb.widgets._common import error_html, note_html, resolve_session
+
+if TYPE_CHECKING:
+    from qwen_nb._profiles import Profile
+    from qwen_nb.session import Session
 
 
 def _never_out(_value: str, _widget: Any) -> str:
@@ -40,12 +44,12 @@ class KeyEntry(widgets.VBox):
     ``submit()`` is what the button does.
     """
 
-    def __init__(self, session: Any = None, *, region: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, session: Session | None = None, *, region: str | None = None, **kwargs: Any) -> None:
         self.session = resolve_session(session)
         self._pending: str | None = None  # the key, kernel-side only
-        self._callbacks: list[Callable[[Any], None]] = []
+        self._callbacks: list[Callable[[Profile], Any]] = []
         #: the last profile added, and the last error (plain state for tests and views)
-        self.last_profile: Any = None
+        self.last_profile: Profile | None = None
         self.last_error: BaseException | None = None
         self.name = widgets.Text(description="Name", placeholder="e.g. team-a")
         self.region = widgets.Dropdown(
@@ -69,7 +73,7 @@ class KeyEntry(widgets.VBox):
             **kwargs,
         )
 
-    def on_added(self, callback: Callable[[Any], None]) -> None:
+    def on_added(self, callback: Callable[[Profile], Any]) -> None:
         """Call ``callback(profile)`` after each profile this entry adds."""
         self._callbacks.append(callback)
 
@@ -87,7 +91,7 @@ class KeyEntry(widgets.VBox):
         masked = mask_key(value.strip())
         self.message.value = note_html(f"Key {masked} received (kept in the kernel only); press Add key.")
 
-    def submit(self) -> Any:
+    def submit(self) -> Profile | None:
         """Add the profile from the entered fields; returns it, or None (the message says why)."""
         if self.key.value:  # a value set without the observer (should not happen): take it now
             self._take_key({"new": self.key.value})
@@ -112,7 +116,6 @@ class KeyEntry(widgets.VBox):
             return None
         finally:
             key = None
-        view_state(self.session).forget(profile.name)
         self.last_profile = profile
         self.message.value = note_html(
             f"Added profile {profile.name!r} ({profile.masked_key}, {self.region.label.split(' · ')[0]}"

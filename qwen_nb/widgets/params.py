@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from qwen_nb.catalog import model_info
 from qwen_nb.widgets._common import resolve_session
+from qwen_nb.widgets.pickers import is_transient
+
+if TYPE_CHECKING:
+    from qwen_nb.session import Session
 
 _ROW = widgets.Layout(width="22em")
 
@@ -20,7 +24,8 @@ class ParamsBox(widgets.VBox):
     model's default for hybrid ones.
     """
 
-    def __init__(self, session: Any = None, *, model: Any = None, **kwargs: Any) -> None:
+    def __init__(self, session: Session | None = None, *, model: widgets.ValueWidget | None = None,
+                 **kwargs: Any) -> None:
         self.session = resolve_session(session)
         self.model_picker = model
         self.temperature = widgets.FloatSlider(
@@ -46,7 +51,8 @@ class ParamsBox(widgets.VBox):
             **kwargs,
         )
         if model is not None:
-            model.observe(lambda change: self.follow_model(change["new"]), names="value")
+            model.observe(lambda change: None if is_transient(change) else self.follow_model(change["new"]),
+                          names="value")
             self.follow_model(model.value)
         else:
             self.follow_model(getattr(self.session, "default_model", None))

@@ -8,58 +8,79 @@ with the stock frontend model), usable alone or linked:
     model = ModelPicker(session, profile=profile)      # lists that profile's models
 
 The model list is fetched in a background thread (the kernel never waits on it) and cached
-per session and profile; until it arrives, and when it cannot be fetched, the catalog's
-models for the profile's region are shown. Models the workspace is known not to be granted
-are labelled ``(not granted)``.
+on the session (``Session.list_models``, one cache for every view); until it arrives, and
+when it cannot be fetched, the catalog's models for the profile's region are shown. Models
+the workspace is known not to be granted (its grants list, or a call refused in this
+session: ``Session.not_granted``) are labelled ``(not granted)``.
+
+Replacing a picker's options never passes its value through a choice nobody made: while
+``replace_options`` runs, ``picker.updating`` is True and linked views ignore the changes
+they see (``is_transient(change)``).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from traitlets import Unicode
 
 from qwen_nb import catalog
 from qwen_nb._regions import DEFAULT_REGION, get_region, regions
-from qwen_nb.widgets._common import resolve_session, view_state
+from qwen_nb.widgets._common import region_label, resolve_session
+
+if TYPE_CHECKING:
+    from qwen_nb._profiles import Profile
+    from qwen_nb.session import Session
 
 NOT_GRANTED = "  (not granted)"
 _WIDE = widgets.Layout(width="max-content", min_width="16em")
 
 
-def set_options(dropdown: widgets.Dropdown, options: list[tuple[str, str]], value: str | None) -> None:
-    """Replace a dropdown's options and select ``value`` (else the first option) in one step.
-
-    A plain ``options =`` assignment selects the first option first, which would fire
-    value observers (and their linked pickers) with a transient choice.
-    """
-    dropdown._initializing_traits_ = True  # options bookkeeping only, no re-selection
-    try:
-        dropdown.options = options
-    finally:
-        dropdown._initializing_traits_ = False
-    values = [v for _, v in options]
-    index = values.index(value) if value in values else (0 if values else None)
-    if dropdown.index == index:
-        dropdown._notify_trait("index", index, index)  # same position, maybe another item
-    else:
-        dropdown.index = index
+def is_transient(change: Mapping[str, Any]) -> bool:
+    """True for a value change made while a picker replaces its options (not a user's choice; ignore it)."""
+    return bool(getattr(change.get("owner"), "updating", False))
 
 
-def region_label(region_id: str) -> str:
-    """``Singapore (international)`` for ``ap-southeast-1``."""
-    try:
-        return get_region(region_id).label
-    except Exception:
-        return region_id
+class _Picker(widgets.Dropdown):
+    """A ``Dropdown`` whose options can be replaced without passing through a choice nobody made."""
+
+    #: True while ``replace_options`` runs: value changes seen meanwhile are transient (``is_transient``)
+    updating = False
+    value: Any  # the Dropdown trait (an annotation only, for type checkers)
+
+    def replace_options(self, options: list[tuple[str, str]], value: str | None) -> None:
+        """Replace the options and select ``value`` (else the first option) in one step.
+
+        A plain ``options =`` assignment makes ipywidgets select the first option, which would
+        fire value observers (and linked pickers) with a transient choice. Here the selection
+        is cleared first (ipywidgets then leaves it cleared), the options are replaced, and the
+        choice is made: observers see ``old -> None -> new``, the ``None`` flagged as transient
+        (``updating``), and nothing but that transient when the choice stays the same. The
+        frontend gets one state update.
+        """
+        values = [v for _, v in options]
+        choice = value if value in values else (values[0] if values else None)
+        old = self.value
+        with self.hold_sync():
+            self.updating = True
+            try:
+                self.index = None
+                self.options = options
+                if choice == old:  # the same choice: restored, not made
+                    self.value = choice
+            finally:
+                self.updating = False
+            if choice != old:
+                self.value = choice
 
 
-class RegionPicker(widgets.Dropdown):
+class RegionPicker(_Picker):
     """A dropdown of Model Studio regions (value: the region id)."""
 
-    def __init__(self, session: Any = None, *, value: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, session: Session | None = None, *, value: str | None = None, **kwargs: Any) -> None:
         self.session = resolve_session(session)
         options = [(f"{r.label} · {r.id}", r.id) for r in regions().values()]
         if value is None:
@@ -72,7 +93,7 @@ class RegionPicker(widgets.Dropdown):
         super().__init__(options=options, value=get_region(value).id, **kwargs)
 
 
-def profile_label(profile: Any) -> str:
+def profile_label(profile: Profile) -> str:
     """``team-a · sk-…1a2b · Singapore (international) · ws ws-123``: the key masked."""
     label = f"{profile.name} · {profile.masked_key} · {region_label(profile.region)}"
     if profile.workspace:
@@ -80,7 +101,7 @@ def profile_label(profile: Any) -> str:
     return label
 
 
-class ProfilePicker(widgets.Dropdown):
+class ProfilePicker(_Picker):
     """A dropdown of the session's profiles by name (value: the profile name); keys shown masked.
 
     Linked to a ``RegionPicker`` (``region=``), choosing a profile sets the region, and
@@ -89,7 +110,12 @@ class ProfilePicker(widgets.Dropdown):
     """
 
     def __init__(
-        self, session: Any = None, *, region: RegionPicker | None = None, value: str | None = None, **kwargs: Any
+        self,
+        session: Session | None = None,
+        *,
+        region: RegionPicker | None = None,
+        value: str | None = None,
+        **kwargs: Any,
     ) -> None:
         self.session = resolve_session(session)
         self.region_picker = region
@@ -117,17 +143,17 @@ class ProfilePicker(widgets.Dropdown):
         return [(profile_label(p), p.name) for p in self.session.profiles()]
 
     @property
-    def profile(self) -> Any:
+    def profile(self) -> Profile | None:
         """The selected ``Profile`` (None if the session has none)."""
         return self.session.get_profile(self.value) if self.value else None
 
     def refresh(self, select: str | None = None) -> None:
         """Re-read the session's profiles (after ``add_profile``); optionally select one."""
-        set_options(self, self._options(), select or self.value)
+        self.replace_options(self._options(), select or self.value)
 
     def _on_profile(self, change: dict) -> None:
         name = change["new"]
-        if not name or self.region_picker is None:
+        if not name or self.region_picker is None or is_transient(change):
             return
         region = self.session.get_profile(name).region
         self.note = ""
@@ -135,6 +161,8 @@ class ProfilePicker(widgets.Dropdown):
             self.region_picker.value = region
 
     def _on_region(self, change: dict) -> None:
+        if is_transient(change):
+            return
         region = change["new"]
         current = self.profile
         if current is None or current.region == region:
@@ -155,7 +183,7 @@ class ProfilePicker(widgets.Dropdown):
 class ApiToggle(widgets.ToggleButtons):
     """OpenAI-compatible or DashScope native protocol (value: "openai" or "dashscope")."""
 
-    def __init__(self, session: Any = None, *, value: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, session: Session | None = None, *, value: str | None = None, **kwargs: Any) -> None:
         self.session = resolve_session(session)
         if value is None:
             value = getattr(self.session, "default_api", None) or "openai"
@@ -164,7 +192,7 @@ class ApiToggle(widgets.ToggleButtons):
         super().__init__(options=[("OpenAI-compatible", "openai"), ("DashScope", "dashscope")], value=value, **kwargs)
 
 
-class ModelPicker(widgets.Dropdown):
+class ModelPicker(_Picker):
     """A dropdown of the models a profile's workspace can call (value: the model id).
 
     ``profile`` is a ``ProfilePicker`` to follow, a profile name, or None for the session's
@@ -177,7 +205,7 @@ class ModelPicker(widgets.Dropdown):
 
     def __init__(
         self,
-        session: Any = None,
+        session: Session | None = None,
         *,
         profile: ProfilePicker | str | None = None,
         value: str | None = None,
@@ -195,13 +223,14 @@ class ModelPicker(widgets.Dropdown):
         self._lock = threading.Lock()
         self._show_lock = threading.RLock()
         self._ids: list[str] = []
+        self._setting = False
         self._wanted = value or getattr(self.session, "default_model", None) or "qwen-plus"
         kwargs.setdefault("description", "Model")
         kwargs.setdefault("layout", _WIDE)
         super().__init__(options=[], **kwargs)
         self.observe(self._on_value, names="value")
         if isinstance(profile, ProfilePicker):
-            profile.observe(lambda _change: self.refresh(), names="value")
+            profile.observe(lambda change: None if is_transient(change) else self.refresh(), names="value")
         self.refresh()
 
     # -- what to list ---------------------------------------------------------------
@@ -218,7 +247,7 @@ class ModelPicker(widgets.Dropdown):
         except Exception:
             return None
 
-    def _profile(self) -> Any:
+    def _profile(self) -> Profile | None:
         name = self.profile_name
         if name is None:
             return None
@@ -235,7 +264,7 @@ class ModelPicker(widgets.Dropdown):
         prof = self._profile()
         if prof is None:
             return set()
-        denied = view_state(self.session).denied(prof.name)
+        denied = set(self.session.not_granted(prof.name))
         if prof.models is not None:
             denied |= {m for m in self._ids if m not in prof.models}
         return denied
@@ -246,7 +275,10 @@ class ModelPicker(widgets.Dropdown):
 
     # -- refreshing -----------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
-        """Show the profile's models: cached list or catalog now, the workspace list when it arrives."""
+        """Show the profile's models: the session's cached list or the catalog now, the workspace list when it arrives.
+
+        ``force=True`` asks the service again (``Session.list_models(refresh=True)``).
+        """
         prof = self._profile()
         with self._lock:
             self._gen += 1
@@ -255,12 +287,7 @@ class ModelPicker(widgets.Dropdown):
             self._show([], "catalog")
             self._done.set()
             return
-        state = view_state(self.session)
-        key = (prof.name, "openai")
-        with state.lock:
-            if force:
-                state.models.pop(key, None)
-            cached = state.models.get(key)
+        cached = None if force else self.session.cached_models(prof.name)
         if cached is not None:
             self._show(cached, "workspace")
             self._done.set()
@@ -270,20 +297,19 @@ class ModelPicker(widgets.Dropdown):
             self._done.set()
             return
         self._done.clear()
-        threading.Thread(target=self._fetch, args=(gen, prof.name, key), name="qwen-nb-models", daemon=True).start()
+        threading.Thread(
+            target=self._fetch, args=(gen, prof.name, force), name="qwen-nb-models", daemon=True
+        ).start()
 
-    def _fetch(self, gen: int, name: str, key: tuple[str, str]) -> None:
+    def _fetch(self, gen: int, name: str, force: bool) -> None:
         try:
-            ids = list(self.session.list_models(name))
+            ids = list(self.session.list_models(name, refresh=force))
         except Exception as err:  # shown as "catalog" with the reason kept for views
             with self._show_lock:
                 if gen == self._gen:
                     self.fetch_error = err
                     self._done.set()
             return
-        state = view_state(self.session)
-        with state.lock:
-            state.models[key] = ids
         with self._show_lock:  # check and show at once: a newer refresh wins
             if gen == self._gen:
                 self.fetch_error = None
@@ -321,10 +347,10 @@ class ModelPicker(widgets.Dropdown):
             choice = next((m for m in ordered if m not in denied), ordered[0] if ordered else None)
         self._setting = True
         try:
-            set_options(self, options, choice)
+            self.replace_options(options, choice)
         finally:
             self._setting = False
 
     def _on_value(self, change: dict) -> None:
-        if not getattr(self, "_setting", False) and change["new"]:
+        if not self._setting and change["new"]:
             self._wanted = change["new"]

@@ -1,35 +1,41 @@
 """``Playground``: pick a profile and model, chat with streaming, see thinking, usage, errors and code.
 
-The answer is streamed into an ``Output`` widget as ``text/markdown`` (rendered by the stock
-output area of JupyterLab 4, Notebook 7 and VS Code; no custom frontend). The call runs in
-a background thread so the kernel stays free; a second thread pushes the text to the
-widget at most ~20 times a second (``qwen_nb.coalesce.Coalescer``) plus a final push.
+A view over ``qwen_nb.widgets.controller.PlaygroundController``, which runs the calls (in
+background threads, so the kernel stays free), streams, stops and keeps the conversation;
+the view only turns its callbacks into widget updates. The answer is streamed into an
+``Output`` widget as ``text/markdown`` (rendered by the stock output area of JupyterLab 4,
+Notebook 7 and VS Code; no custom frontend), at most ~20 times a second plus a final update.
 
-Everything a button does is a method: ``send(prompt)``, ``stop()``, ``clear()``; the state
-is plain Python: ``history``, ``answer_text``, ``reasoning_text``, ``busy``,
-``last_result``, ``last_error``, ``updates_sent``, and ``wait(timeout)``.
+A ``Playground`` is a plain object that has a widget (``pg.widget``, a ``VBox``) and displays
+as it; embed ``pg.widget`` to put it in another layout. Everything a button does is a method:
+``send(prompt)``, ``stop()``, ``clear()``; the state is plain Python: ``history``,
+``answer_text``, ``reasoning_text``, ``busy``, ``last_result``, ``last_error``,
+``updates_sent``, ``stats`` and ``wait(timeout)``.
 """
 
 from __future__ import annotations
 
 import html
-import threading
-import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from qwen_nb.coalesce import DEFAULT_RATE, Coalescer
-from qwen_nb.errors import InputError, ModelNotGrantedError
-from qwen_nb.widgets._common import error_html, esc, note_html, pre_html, resolve_session, scrub, view_state
+from qwen_nb.coalesce import DEFAULT_RATE
+from qwen_nb.errors import ModelNotGrantedError
+from qwen_nb.widgets._common import error_html, esc, note_html, pre_html, resolve_session, scrub
+from qwen_nb.widgets.controller import STOP_GRACE, PlaygroundController, Run
 from qwen_nb.widgets.conversation import Conversation
 from qwen_nb.widgets.keys import KeyEntry
 from qwen_nb.widgets.params import ParamsBox
-from qwen_nb.widgets.pickers import ApiToggle, ModelPicker, ProfilePicker, RegionPicker, region_label
+from qwen_nb.widgets.pickers import ApiToggle, ModelPicker, ProfilePicker, RegionPicker, is_transient
 
-#: how long ``stop()`` waits for the call to wind down before letting it finish on its own
-STOP_GRACE = 0.15
+if TYPE_CHECKING:
+    from qwen_nb._profiles import Profile
+    from qwen_nb.results import ChatResult
+    from qwen_nb.session import Session
+
+__all__ = ["CODE_LANGUAGES", "STOP_GRACE", "Playground"]
+
 CODE_LANGUAGES = ("python", "curl", "node", "java", "go", "csharp", "php")
 
 
@@ -40,50 +46,16 @@ def _markdown_output(text: str) -> tuple[dict, ...]:
     return ({"output_type": "display_data", "data": {"text/markdown": text, "text/plain": text}, "metadata": {}},)
 
 
-@dataclass
-class _Run:
-    """One streamed call: what was asked, what arrived, and its threads' shared state."""
+class Playground:
+    """Pickers, parameters, a prompt box and a streamed, multi-turn chat with Send / Stop / Clear.
 
-    prompt: str
-    messages: list[dict]
-    model: str
-    profile: str
-    api: str
-    params: dict
-    coalescer: Coalescer
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-    stream: Any = None
-    content: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    push_lock: threading.Lock = field(default_factory=threading.Lock)
-    shown_answer: str = ""
-    shown_reasoning: str = ""
-    received: bool = False  # the worker left the stream loop
-    finalized: bool = False
-    deltas: int = 0
-    pushes: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    first_delta: float | None = None
-    first_push: float | None = None
-    ended: float | None = None
-
-    def texts(self) -> tuple[str, str]:
-        """(answer, reasoning) so far; call with ``cond`` held."""
-        if len(self.content) > 1:
-            self.content[:] = ["".join(self.content)]
-        if len(self.reasoning) > 1:
-            self.reasoning[:] = ["".join(self.reasoning)]
-        return (self.content[0] if self.content else "", self.reasoning[0] if self.reasoning else "")
-
-
-class Playground(widgets.VBox):
-    """Pickers, parameters, a prompt box and a streamed, multi-turn chat with Send / Stop / Clear."""
+    ``pg.widget`` is the ``VBox`` shown; ``pg.controller`` the plain engine behind it.
+    Extra keyword arguments go to the ``VBox`` (e.g. ``layout=``).
+    """
 
     def __init__(
         self,
-        session: Any = None,
+        session: Session | None = None,
         *,
         model: str | None = None,
         profile: str | None = None,
@@ -92,18 +64,23 @@ class Playground(widgets.VBox):
         rate: float = DEFAULT_RATE,
         **kwargs: Any,
     ) -> None:
-        self.session = resolve_session(session)
-        self.rate = rate
-        self.conversation = Conversation(system=system)
-        self.last_result: Any = None
-        self.last_error: BaseException | None = None
+        self.session: Session = resolve_session(session)
+        self.controller = PlaygroundController(
+            self.session,
+            system=system,
+            rate=rate,
+            on_start=self._on_start,
+            on_update=self._on_update,
+            on_status=self._on_status,
+            on_error=self._show_error,
+            on_finish=self._on_finish,
+            on_clear=self._on_clear,
+        )
         #: widget value pushes made while streaming (answer and thinking text)
         self.updates_sent = 0
-        #: sends refused because a call was still running
-        self.refused = 0
-        self._lock = threading.Lock()
-        self._busy = False
-        self._run: _Run | None = None
+        self._shown_answer = ""
+        self._shown_reasoning = ""
+        self._from_box = False  # the prompt being sent came from the prompt box
 
         # pickers
         self.region = RegionPicker(self.session)
@@ -152,7 +129,8 @@ class Playground(widgets.VBox):
             w.observe(self._choices_changed, names="value")
         self.code_toggle.observe(self._toggle_code, names="value")
 
-        super().__init__(
+        #: the widget shown for this playground (embed it to put the playground in another layout)
+        self.widget = widgets.VBox(
             children=[
                 widgets.HBox([self.region, self.profile]),
                 widgets.HBox([self.model, self.api]),
@@ -170,290 +148,171 @@ class Playground(widgets.VBox):
             **kwargs,
         )
 
+    # ------------------------------------------------------------------ display
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """Display as the playground's widget (with a short text form where widgets cannot show)."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/plain"] = repr(self)
+        return bundle
+
+    def __repr__(self) -> str:
+        turns = self.conversation.turns
+        state = "answering" if self.busy else "idle"
+        return (
+            f"<qwen_nb Playground: {self.model.value} via {self.profile.value} ({self.api.value}); "
+            f"{turns} turn{'s' if turns != 1 else ''}; {state}>"
+        )
+
+    def close(self) -> None:
+        """Stop any running answer and close the playground's widgets (it cannot be shown again)."""
+        self.controller.stop()
+        todo: list[widgets.Widget] = [self.widget]
+        while todo:
+            w = todo.pop()
+            todo.extend(c for c in getattr(w, "children", ()) if isinstance(c, widgets.Widget))
+            w.close()
+
     # ------------------------------------------------------------------ plain state
+    @property
+    def conversation(self) -> Conversation:
+        """The conversation (message history and system prompt)."""
+        return self.controller.conversation
+
+    @property
+    def rate(self) -> float:
+        """Display updates a second, at most, while streaming."""
+        return self.controller.rate
+
     @property
     def busy(self) -> bool:
         """True while a call is streaming."""
-        return self._busy
+        return self.controller.busy
 
     @property
     def history(self) -> list[dict]:
         """The conversation so far (message dicts, oldest first)."""
-        return self.conversation.messages
+        return self.controller.history
 
     @property
     def answer_text(self) -> str:
         """The current (or last) answer text received."""
-        run = self._run
-        if run is None:
-            return ""
-        with run.cond:
-            return run.texts()[0]
+        return self.controller.answer_text
 
     @property
     def reasoning_text(self) -> str:
         """The current (or last) thinking text received."""
-        run = self._run
-        if run is None:
-            return ""
-        with run.cond:
-            return run.texts()[1]
+        return self.controller.reasoning_text
+
+    @property
+    def last_result(self) -> ChatResult | None:
+        """The last call's ``ChatResult`` (the partial one, ``finish_reason="cancelled"``, after Stop)."""
+        return self.controller.last_result
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The last error shown (a refused send or a failed call); None after a successful send."""
+        return self.controller.last_error
+
+    @property
+    def refused(self) -> int:
+        """Sends (and clears) refused because a call was still running."""
+        return self.controller.refused
 
     @property
     def stats(self) -> dict[str, Any]:
         """Numbers about the current (or last) stream: deltas, pushes, timings in seconds."""
-        run = self._run
-        if run is None:
-            return {}
-        first = run.first_delta
-        return {
-            "deltas": run.deltas,
-            "pushes": run.pushes,
-            "duration": (run.ended or time.perf_counter()) - run.started,
-            "first_delta": None if first is None else first - run.started,
-            "first_push_after_first_delta": (
-                None if first is None or run.first_push is None else run.first_push - first
-            ),
-            "stream_seconds": None if first is None or run.ended is None else run.ended - first,
-        }
+        return self.controller.stats
 
     def wait(self, timeout: float | None = 30.0) -> bool:
         """Wait for the current call to finish; True if nothing is running any more."""
-        run = self._run
-        return True if run is None else run.done.wait(timeout)
+        return self.controller.wait(timeout)
 
     # ------------------------------------------------------------------ actions
-    def send(self, prompt: str | None = None, buffers: Any = None) -> bool:
-        """Send ``prompt`` (default: the prompt box) as the next turn; False if refused.
+    def send(self, prompt: str | None = None) -> bool:
+        """Send ``prompt`` (default: the prompt box, which is then emptied) as the next turn; False if refused.
 
-        Refused politely while another answer is streaming, and for an empty prompt.
-        (A dict is a widget custom message, as for any ipywidgets ``Widget.send``.)
+        Refused politely while another answer is streaming, for an empty prompt, and when the
+        selected profile's key is of another region than the one selected.
         """
-        if isinstance(prompt, dict):
-            super().send(prompt, buffers)
-            return False
-        if self._busy:
-            self._refuse()
-            return False
+        self._from_box = prompt is None
         text = self.prompt.value if prompt is None else prompt
-        try:
-            messages = self.conversation.request(text)
-            model = self.model.value
-            if not model:
-                raise InputError("No model is selected.", fix="Pick a model in the Model list.")
-            profile = self.profile.value
-            if not profile:
-                raise InputError("No profile is selected.", fix="Add a key below (Add a key), then pick it.")
-            prof = self.session.get_profile(profile)
-            if prof.region != self.region.value:
-                raise InputError(
-                    f"Profile {profile!r} is a {region_label(prof.region)} key but "
-                    f"{region_label(self.region.value)} is selected; keys work only in their own region.",
-                    fix="Pick a profile of the selected region, or add a key for it under 'Add a key'.",
-                )
-            params = self.params.params()
-        except InputError as err:
-            self._show_error(err)
-            return False
-        with self._lock:
-            if self._busy:
-                self._refuse()
-                return False
-            self._busy = True
-            run = _Run(
-                prompt=text,
-                messages=messages,
-                model=model,
-                profile=profile,
-                api=self.api.value,
-                params=params,
-                coalescer=Coalescer(self.rate),
-            )
-            self._run = run
-        self.last_error = None
-        self.error.value = ""
-        self.usage.value = ""
-        self.answer.outputs = ()
-        self.thinking.value = ""
-        self.thinking_box.layout.display = "none"
-        if prompt is None:
-            self.prompt.value = ""
-        self.send_button.disabled = True
-        self.stop_button.disabled = False
-        self.status.value = note_html(f"Asking {model} via {profile} ({run.api})…")
-        if self.code_toggle.value:
-            self._render_code(run.prompt)
-        threading.Thread(target=self._work, args=(run,), name="qwen-nb-playground", daemon=True).start()
-        return True
+        return self.controller.send(
+            text,
+            model=self.model.value,
+            profile=self.profile.value,
+            api=self.api.value,
+            params=self.params.params(),
+            region=self.region.value,
+        )
 
     def stop(self) -> bool:
         """Stop the current answer (the partial text stays); False if nothing was running."""
-        run = self._run
-        if run is None or run.done.is_set():
-            return False
-        run.cancel.set()
-        with run.cond:
-            stream = run.stream
-            run.cond.notify_all()
-        if stream is not None:
-            try:
-                stream.close()
-            except Exception:  # closing is best effort; the run is finished below either way
-                pass
-        if not run.done.wait(STOP_GRACE):
-            self._finish(run, None, None)  # the worker ends on its own; its late results are ignored
-        return True
+        return self.controller.stop()
 
     def clear(self) -> None:
         """Forget the conversation and clear the answer (refused while streaming)."""
-        if self._busy:
-            self._refuse("Stop the current answer before clearing.")
-            return
-        self.conversation.clear()
+        self.controller.clear()
+
+    # ------------------------------------------------------------------ controller callbacks
+    def _on_start(self, run: Run) -> None:
+        self.error.value = ""
+        self.usage.value = ""
+        self.answer.outputs = ()
+        self.thinking.value = ""
+        self.thinking_box.layout.display = "none"
+        self._shown_answer = self._shown_reasoning = ""
+        if self._from_box:
+            self.prompt.value = ""
+        self.send_button.disabled = True
+        self.stop_button.disabled = False
+        if self.code_toggle.value:
+            self._render_code(run.prompt)
+
+    def _on_update(self, answer: str, reasoning: str) -> None:
+        if reasoning and reasoning != self._shown_reasoning:
+            if self.thinking_box.layout.display == "none":
+                self.thinking_box.layout.display = None
+            self.thinking.value = pre_html(reasoning)
+            self._shown_reasoning = reasoning
+            self.updates_sent += 1
+        if answer and answer != self._shown_answer:
+            self.answer.outputs = _markdown_output(scrub(answer))
+            self._shown_answer = answer
+            self.updates_sent += 1
+
+    def _on_status(self, text: str, kind: str) -> None:
+        self.status.value = note_html(text, kind) if text else ""
+
+    def _show_error(self, err: BaseException) -> None:
+        self.error.value = error_html(err)
+        if isinstance(err, ModelNotGrantedError):
+            self.model.relabel()
+
+    def _on_finish(self, run: Run) -> None:
+        if run.outcome == "failed" and not self.prompt.value:
+            self.prompt.value = run.prompt  # nothing is lost: the prompt comes back to the box
+        if run.outcome == "done":
+            self.usage.value = f"<small>{esc(run.result.footer()) if run.result is not None else ''}</small>"
+        self._render_history()
+        self.send_button.disabled = False
+        self.stop_button.disabled = True
+
+    def _on_clear(self) -> None:
         self.answer.outputs = ()
         self.thinking.value = ""
         self.thinking_box.layout.display = "none"
         self.usage.value = ""
         self.error.value = ""
-        self.status.value = note_html("Conversation cleared.")
         self._render_history()
-
-    # ------------------------------------------------------------------ threads
-    def _work(self, run: _Run) -> None:
-        pump = threading.Thread(target=self._pump, args=(run,), name="qwen-nb-display", daemon=True)
-        pump.start()
-        result = err = None
-        try:
-            stream = self.session.stream_chat(
-                run.messages, model=run.model, profile=run.profile, api=run.api, **run.params
-            )
-            with run.cond:
-                run.stream = stream
-            if run.cancel.is_set():
-                stream.close()
-            else:
-                for delta in stream:
-                    if run.cancel.is_set():
-                        break
-                    if not (delta.content or delta.reasoning):
-                        continue
-                    with run.cond:
-                        if run.first_delta is None:
-                            run.first_delta = time.perf_counter()
-                        run.deltas += 1
-                        if delta.content:
-                            run.content.append(delta.content)
-                        if delta.reasoning:
-                            run.reasoning.append(delta.reasoning)
-                        run.coalescer.mark()
-                        run.cond.notify_all()
-                if not run.cancel.is_set():
-                    result = stream.result
-        except BaseException as exc:  # shown in the error panel, never raised into the kernel
-            err = exc
-        with run.cond:
-            run.received = True
-            run.cond.notify_all()
-        pump.join()
-        self._finish(run, result, err)
-
-    def _pump(self, run: _Run) -> None:
-        """Push the text to the widgets, coalesced, until the stream ends; then a final push."""
-        while True:
-            with run.cond:
-                while True:
-                    if run.received or run.cancel.is_set():
-                        last = True
-                        go = run.coalescer.final()
-                        break
-                    wait = run.coalescer.delay()
-                    if wait is None:
-                        run.cond.wait()
-                    elif wait > 0:
-                        run.cond.wait(wait)
-                    elif run.coalescer.try_flush():
-                        last, go = False, True
-                        break
-                answer, reasoning = run.texts() if go else ("", "")
-            if go:
-                self._push(run, answer, reasoning)
-            if last:
-                return
-
-    def _push(self, run: _Run, answer: str, reasoning: str) -> None:
-        with run.push_lock:
-            try:
-                if reasoning and reasoning != run.shown_reasoning:
-                    if self.thinking_box.layout.display == "none":
-                        self.thinking_box.layout.display = None
-                    self.thinking.value = pre_html(reasoning)
-                    run.shown_reasoning = reasoning
-                    self.updates_sent += 1
-                    run.pushes += 1
-                if answer and answer != run.shown_answer:
-                    self.answer.outputs = _markdown_output(scrub(answer))
-                    run.shown_answer = answer
-                    self.updates_sent += 1
-                    run.pushes += 1
-                if run.first_push is None and run.pushes:
-                    run.first_push = time.perf_counter()
-            except Exception:  # a display hiccup must not lose the answer; the final push retries
-                pass
-
-    def _finish(self, run: _Run, result: Any, err: BaseException | None) -> None:
-        with self._lock:
-            if run.finalized:
-                return
-            run.finalized = True
-        run.ended = time.perf_counter()
-        stopped = run.cancel.is_set()
-        with run.cond:
-            answer, reasoning = run.texts()
-        if stopped:
-            self._push(run, answer, reasoning)
-            kept = self.conversation.commit(run.prompt, answer, interrupted=True)
-            self.status.value = note_html(
-                "Stopped." + (" The partial answer is kept in the history." if kept else ""), "warn"
-            )
-            try:
-                self.last_result = run.stream.result if run.stream is not None else None
-            except Exception:
-                self.last_result = None
-        elif err is not None:
-            self.last_error = err
-            self._show_error(err)
-            if isinstance(err, ModelNotGrantedError):
-                view_state(self.session).mark_not_granted(run.profile, run.model)
-                self.model.relabel()
-            if not self.prompt.value:
-                self.prompt.value = run.prompt  # nothing is lost: the prompt comes back to the box
-            self.status.value = note_html("The call failed; the conversation is unchanged.", "warn")
-        else:
-            self.last_result = result
-            self.conversation.commit(run.prompt, answer)
-            self.usage.value = f"<small>{esc(result.footer()) if result is not None else ''}</small>"
-            self.status.value = ""
-        self._render_history()
-        self.send_button.disabled = False
-        self.stop_button.disabled = True
-        self._busy = False
-        run.done.set()
 
     # ------------------------------------------------------------------ helpers
-    def _refuse(self, message: str = "Still answering: wait for it to finish or press Stop.") -> None:
-        self.refused += 1
-        self.status.value = note_html(message, "warn")
-
-    def _show_error(self, err: BaseException) -> None:
-        self.last_error = err
-        self.error.value = error_html(err)
-
     def _render_history(self) -> None:
         n = self.conversation.turns
         self.history_box.set_title(0, f"History ({n} turn{'s' if n != 1 else ''})")
         self.history_view.outputs = _markdown_output(scrub(self.conversation.markdown()))
 
-    def _on_key_added(self, profile: Any) -> None:
+    def _on_key_added(self, profile: Profile) -> None:
         self.profile.refresh(select=profile.name)
         if self.profile.value == profile.name:
             self.model.refresh(force=True)
@@ -464,7 +323,9 @@ class Playground(widgets.VBox):
         self.key_entry.region.value = self.region.value
         self._choices_changed()
 
-    def _choices_changed(self, _change: Any = None) -> None:
+    def _choices_changed(self, change: Any = None) -> None:
+        if change is not None and is_transient(change):
+            return
         if self.code_toggle.value:
             self._render_code()
 

@@ -10,11 +10,15 @@ import datetime as dt
 import threading
 import time
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from qwen_nb.ledger import CallRecord, Ledger, UsageReport
+
+if TYPE_CHECKING:
+    from qwen_nb.session import Session
 
 
 def _since_label(since: float | None) -> str:
@@ -35,7 +39,7 @@ class UsagePanel(widgets.VBox):
 
     def __init__(
         self,
-        session: Any = None,
+        session: Session | None = None,
         *,
         ledger: Ledger | None = None,
         since: Any = "session",
@@ -64,7 +68,7 @@ class UsagePanel(widgets.VBox):
         self._throttle = threading.Lock()
         self._last = 0.0
         self._timer: threading.Timer | None = None
-        self._remove_listener = None
+        self._remove_listener: Callable[[], Any] | None = None
 
         self.title = widgets.HTML()
         self.table = widgets.HTML()

@@ -1,0 +1,440 @@
+"""``PlaygroundController``: the Playground's chat engine as plain Python (send, stop, clear, streaming), no widgets.
+
+A send runs the call in a background thread, so the kernel stays free; a second thread hands
+the text received so far to ``on_update`` at most ``rate`` times a second
+(``qwen_nb.coalesce.Coalescer``), plus a final update when the stream ends. ``stop()`` closes
+the HTTP stream at once and keeps the partial answer.
+
+The controller knows nothing about ipywidgets: a view (``qwen_nb.widgets.Playground``) wires
+its widgets to the callbacks below, and scripts or tests can drive it alone::
+
+    ctl = PlaygroundController(session, on_update=lambda answer, reasoning: print(len(answer)))
+    ctl.send("Who are you?", model="qwen-plus", profile="default")
+    ctl.wait()
+    ctl.answer_text, ctl.history, ctl.last_result
+
+Callbacks (attributes, each optional; set them at construction or later) run in the thread
+that caused them: ``send()``, ``stop()`` and ``clear()`` call back in the caller's thread, a
+streaming call from its background threads (``on_update`` calls never overlap):
+
+* ``on_start(run)``: a call was accepted; it has not started yet.
+* ``on_update(answer, reasoning)``: the text so far changed (coalesced; never twice the same).
+* ``on_status(text, kind)``: a one-line status; ``""`` clears it; ``kind`` is "info", "ok" or "warn".
+* ``on_error(err)``: an error to show: a send refused for bad input, or a failed call.
+* ``on_finish(run)``: a call ended; ``run.outcome`` is "done", "stopped" or "failed".
+* ``on_clear()``: the conversation was cleared.
+
+An exception raised by a callback is logged and never stops the controller (a failed
+``on_update`` is retried with the next one).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from qwen_nb.coalesce import DEFAULT_RATE, Coalescer
+from qwen_nb.errors import InputError, ModelNotGrantedError, QwenNbError
+from qwen_nb.widgets._common import region_label, resolve_session
+from qwen_nb.widgets.conversation import Conversation
+
+if TYPE_CHECKING:
+    from qwen_nb.results import ChatResult
+    from qwen_nb.session import ChatStream, Session
+
+log = logging.getLogger("qwen_nb")
+
+#: how long ``stop()`` lets the closed stream wind down before finishing the call itself
+STOP_GRACE = 0.15
+BUSY_MESSAGE = "Still answering: wait for it to finish or press Stop."
+
+
+@dataclass(eq=False)
+class Run:
+    """One streamed call: what was asked, what arrived, how it ended, and its threads' shared state."""
+
+    prompt: str
+    messages: list[dict]
+    model: str
+    profile: str
+    api: str
+    params: dict[str, Any]
+    coalescer: Coalescer
+    #: "done", "stopped" or "failed" once the call ended; None while it runs
+    outcome: str | None = None
+    result: ChatResult | None = None
+    error: BaseException | None = None
+    #: whether the turn was added to the conversation
+    kept: bool = False
+    #: set when the call ended (``outcome`` is set); ``settled`` when its threads have exited too
+    done: threading.Event = field(default_factory=threading.Event)
+    settled: threading.Event = field(default_factory=threading.Event)
+    # measurements (perf_counter seconds)
+    deltas: int = 0
+    updates: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    first_delta: float | None = None
+    first_update: float | None = None
+    ended: float | None = None
+    # shared by the caller's, the worker's and the display threads
+    cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    stream: ChatStream | None = field(default=None, repr=False)
+    received: bool = False  # the worker left the stream loop
+    finalized: bool = False
+    update_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    shown_answer: str = field(default="", repr=False)
+    shown_reasoning: str = field(default="", repr=False)
+    _content: list[str] = field(default_factory=list, repr=False)
+    _reasoning: list[str] = field(default_factory=list, repr=False)
+
+    def add(self, content: str | None, reasoning: str | None) -> None:
+        """Append a delta's text; call with ``cond`` held."""
+        if content:
+            self._content.append(content)
+        if reasoning:
+            self._reasoning.append(reasoning)
+
+    def texts(self) -> tuple[str, str]:
+        """(answer, reasoning) so far; call with ``cond`` held."""
+        if len(self._content) > 1:
+            self._content[:] = ["".join(self._content)]
+        if len(self._reasoning) > 1:
+            self._reasoning[:] = ["".join(self._reasoning)]
+        return (self._content[0] if self._content else "", self._reasoning[0] if self._reasoning else "")
+
+    @property
+    def answer(self) -> str:
+        """The answer text received so far."""
+        with self.cond:
+            return self.texts()[0]
+
+    @property
+    def reasoning(self) -> str:
+        """The thinking text received so far."""
+        with self.cond:
+            return self.texts()[1]
+
+    def stats(self) -> dict[str, Any]:
+        """Deltas, display updates and timings in seconds."""
+        first = self.first_delta
+        return {
+            "deltas": self.deltas,
+            "pushes": self.updates,
+            "duration": (self.ended or time.perf_counter()) - self.started,
+            "first_delta": None if first is None else first - self.started,
+            "first_push_after_first_delta": (
+                None if first is None or self.first_update is None else self.first_update - first
+            ),
+            "stream_seconds": None if first is None or self.ended is None else self.ended - first,
+        }
+
+
+class PlaygroundController:
+    """A multi-turn streaming chat over a ``Session``: ``send``, ``stop``, ``clear``, and plain state."""
+
+    def __init__(
+        self,
+        session: Session | None = None,
+        *,
+        system: str | None = None,
+        rate: float = DEFAULT_RATE,
+        on_start: Callable[[Run], Any] | None = None,
+        on_update: Callable[[str, str], Any] | None = None,
+        on_status: Callable[[str, str], Any] | None = None,
+        on_error: Callable[[BaseException], Any] | None = None,
+        on_finish: Callable[[Run], Any] | None = None,
+        on_clear: Callable[[], Any] | None = None,
+    ) -> None:
+        Coalescer(rate)  # a bad rate is an InputError now, not in the first call's thread
+        self.session: Session = resolve_session(session)
+        self.rate = rate
+        self.conversation = Conversation(system=system)
+        self.on_start = on_start
+        self.on_update = on_update
+        self.on_status = on_status
+        self.on_error = on_error
+        self.on_finish = on_finish
+        self.on_clear = on_clear
+        self.last_result: ChatResult | None = None
+        self.last_error: BaseException | None = None
+        #: sends (and clears) refused because a call was still running
+        self.refused = 0
+        #: ``on_update`` calls made, over every call
+        self.updates = 0
+        self._lock = threading.Lock()
+        self._busy = False
+        self._run: Run | None = None
+
+    # ------------------------------------------------------------------ plain state
+    @property
+    def busy(self) -> bool:
+        """True while a call is running."""
+        return self._busy
+
+    @property
+    def run(self) -> Run | None:
+        """The current (or last) call; None before the first one and after ``clear()``."""
+        return self._run
+
+    @property
+    def history(self) -> list[dict]:
+        """The conversation so far (message dicts, oldest first)."""
+        return self.conversation.messages
+
+    @property
+    def answer_text(self) -> str:
+        """The current (or last) answer text received."""
+        run = self._run
+        return "" if run is None else run.answer
+
+    @property
+    def reasoning_text(self) -> str:
+        """The current (or last) thinking text received."""
+        run = self._run
+        return "" if run is None else run.reasoning
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Numbers about the current (or last) stream: deltas, pushes (display updates), timings in seconds."""
+        run = self._run
+        return {} if run is None else run.stats()
+
+    def wait(self, timeout: float | None = 30.0) -> bool:
+        """Wait for the current call to end; True if nothing is running any more."""
+        run = self._run
+        return True if run is None else run.done.wait(timeout)
+
+    # ------------------------------------------------------------------ actions
+    def send(
+        self,
+        prompt: str,
+        *,
+        model: str | None,
+        profile: str | None,
+        api: str = "openai",
+        params: dict[str, Any] | None = None,
+        region: str | None = None,
+    ) -> bool:
+        """Send ``prompt`` as the next turn; False if refused (the status or error callback says why).
+
+        Refused while another answer is running, for an empty prompt, without a model or a
+        profile, and when ``region`` (the region the user picked) is not the profile's region.
+        """
+        if self._busy:
+            self._refuse()
+            return False
+        try:
+            messages = self.conversation.request(prompt)
+            if not model:
+                raise InputError("No model is selected.", fix="Pick a model in the Model list.")
+            if not profile:
+                raise InputError("No profile is selected.", fix="Add a key below (Add a key), then pick it.")
+            prof = self.session.get_profile(profile)
+            if region is not None and prof.region != region:
+                raise InputError(
+                    f"Profile {profile!r} is a {region_label(prof.region)} key but "
+                    f"{region_label(region)} is selected; keys work only in their own region.",
+                    fix="Pick a profile of the selected region, or add a key for it under 'Add a key'.",
+                )
+        except QwenNbError as err:
+            self.last_error = err
+            self._emit(self.on_error, err)
+            return False
+        with self._lock:
+            if self._busy:
+                refused = True
+            else:
+                refused = False
+                self._busy = True
+                run = Run(
+                    prompt=prompt,
+                    messages=messages,
+                    model=model,
+                    profile=prof.name,
+                    api=api,
+                    params=dict(params or {}),
+                    coalescer=Coalescer(self.rate),
+                )
+                self._run = run
+        if refused:
+            self._refuse()
+            return False
+        self.last_error = None
+        self._emit(self.on_start, run)
+        self._emit(self.on_status, f"Asking {model} via {run.profile} ({api})…", "info")
+        threading.Thread(target=self._work, args=(run,), name="qwen-nb-playground", daemon=True).start()
+        return True
+
+    def stop(self) -> bool:
+        """Stop the current answer: close its stream at once, keep the partial text; False if none was running.
+
+        When this returns the controller is no longer busy (the call is finished here if its
+        thread has not wound down within ``STOP_GRACE`` seconds; its late results are ignored).
+        """
+        run = self._run
+        if run is None or run.done.is_set():
+            return False
+        with run.cond:
+            run.cancel.set()
+            stream = run.stream
+            run.cond.notify_all()
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:  # closing is best effort; the call is finished below either way
+                log.debug("qwen-nb: closing a stopped stream failed", exc_info=True)
+        if not run.done.wait(STOP_GRACE):
+            self._finish(run, None, None)
+        return True
+
+    def clear(self) -> bool:
+        """Forget the conversation and the last answer; refused (False) while an answer is running."""
+        if self._busy:
+            self._refuse("Stop the current answer before clearing.")
+            return False
+        self.conversation.clear()
+        self._run = None
+        self._emit(self.on_clear)
+        self._emit(self.on_status, "Conversation cleared.", "info")
+        return True
+
+    # ------------------------------------------------------------------ threads
+    def _work(self, run: Run) -> None:
+        pump = threading.Thread(target=self._pump, args=(run,), name="qwen-nb-display", daemon=True)
+        pump.start()
+        result: ChatResult | None = None
+        err: BaseException | None = None
+        try:
+            stream = self.session.stream_chat(
+                run.messages, model=run.model, profile=run.profile, api=run.api, **run.params
+            )
+            with run.cond:
+                run.stream = stream
+                cancelled = run.cancel.is_set()
+            if cancelled:  # stopped while the stream was opening: stop() could not close it
+                stream.close()
+            else:
+                for delta in stream:
+                    with run.cond:
+                        if run.cancel.is_set():
+                            break
+                        if not (delta.content or delta.reasoning):
+                            continue
+                        if run.first_delta is None:
+                            run.first_delta = time.perf_counter()
+                        run.deltas += 1
+                        run.add(delta.content, delta.reasoning)
+                        run.coalescer.mark()
+                        run.cond.notify_all()
+                if not run.cancel.is_set():
+                    result = stream.result
+        except BaseException as exc:  # handed to on_error, never raised into the kernel
+            err = exc
+        with run.cond:
+            run.received = True
+            run.cond.notify_all()
+        pump.join()
+        try:
+            self._finish(run, result, err)
+        finally:
+            run.settled.set()
+
+    def _pump(self, run: Run) -> None:
+        """Hand the text to ``on_update``, coalesced, until the stream ends; then a final update."""
+        while True:
+            with run.cond:
+                while True:
+                    if run.received or run.cancel.is_set():
+                        last = True
+                        go = run.coalescer.final()
+                        break
+                    wait = run.coalescer.delay()
+                    if wait is None:
+                        run.cond.wait()
+                    elif wait > 0:
+                        run.cond.wait(wait)
+                    elif run.coalescer.try_flush():
+                        last, go = False, True
+                        break
+                answer, reasoning = run.texts() if go else ("", "")
+            if go:
+                self._update(run, answer, reasoning)
+            if last:
+                return
+
+    def _update(self, run: Run, answer: str, reasoning: str) -> None:
+        with run.update_lock:
+            if run.finalized and run.done.is_set():
+                return  # a late update of a call already finished (stopped): its final text was shown
+            if answer == run.shown_answer and reasoning == run.shown_reasoning:
+                return
+            if not self._emit(self.on_update, answer, reasoning, level=logging.DEBUG):
+                return  # shown texts unchanged: the next (or final) update retries
+            run.shown_answer, run.shown_reasoning = answer, reasoning
+            run.updates += 1
+            self.updates += 1
+            if run.first_update is None:
+                run.first_update = time.perf_counter()
+
+    def _finish(self, run: Run, result: ChatResult | None, err: BaseException | None) -> None:
+        with self._lock:
+            if run.finalized:
+                return
+            run.finalized = True
+        run.ended = time.perf_counter()
+        with run.cond:
+            stopped = run.cancel.is_set()
+            answer, reasoning = run.texts()
+        self._update(run, answer, reasoning)
+        if stopped:
+            run.outcome = "stopped"
+            run.kept = self.conversation.commit(run.prompt, answer, interrupted=True)
+            try:
+                run.result = run.stream.result if run.stream is not None else None
+            except Exception:
+                run.result = None
+            self.last_result = run.result
+            status = ("Stopped." + (" The partial answer is kept in the history." if run.kept else ""), "warn")
+        elif err is not None:
+            run.outcome = "failed"
+            run.error = self.last_error = err
+            if isinstance(err, ModelNotGrantedError):  # the session marks these too; this is for any path
+                try:
+                    self.session.note_not_granted(run.profile, run.model)
+                except Exception:
+                    log.debug("qwen-nb: could not mark a model as not granted", exc_info=True)
+            self._emit(self.on_error, err)
+            status = ("The call failed; the conversation is unchanged.", "warn")
+        else:
+            run.outcome = "done"
+            run.result = self.last_result = result
+            run.kept = self.conversation.commit(run.prompt, answer)
+            status = ("", "info")
+        self._emit(self.on_status, *status)
+        self._emit(self.on_finish, run)
+        with self._lock:
+            self._busy = False
+        run.done.set()
+
+    # ------------------------------------------------------------------ helpers
+    def _refuse(self, message: str = BUSY_MESSAGE) -> None:
+        self.refused += 1
+        self._emit(self.on_status, message, "warn")
+
+    @staticmethod
+    def _emit(callback: Callable[..., Any] | None, *args: Any, level: int = logging.WARNING) -> bool:
+        """Call a view callback; False if it raised (logged, never propagated into the engine)."""
+        if callback is None:
+            return True
+        try:
+            callback(*args)
+        except Exception:
+            log.log(level, "qwen-nb: a playground callback (%s) failed", getattr(callback, "__name__", callback),
+                    exc_info=True)
+            return False
+        return True

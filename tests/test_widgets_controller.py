@@ -1,0 +1,238 @@
+"""The Playground's engine without widgets: PlaygroundController against the emulator, callbacks recorded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from qwen_nb.errors import InputError, ModelNotGrantedError
+from qwen_nb.widgets.controller import PlaygroundController, Run
+
+
+def chat_requests(emu) -> list:
+    return [r for r in emu.requests if r.method == "POST" and ("chat/completions" in r.path or "generation" in r.path)]
+
+
+def until(predicate, timeout: float = 10.0) -> bool:
+    """Poll for a condition (not a timing assert: only a guard against hanging)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+class Recorder:
+    """Every callback the controller makes, in order, as (name, args)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple]] = []
+        self.lock = threading.Lock()
+
+    def callbacks(self) -> dict:
+        def make(name):
+            def callback(*args):
+                with self.lock:
+                    self.calls.append((name, args))
+
+            callback.__name__ = name
+            return callback
+
+        return {n: make(n) for n in ("on_start", "on_update", "on_status", "on_error", "on_finish", "on_clear")}
+
+    def names(self) -> list[str]:
+        return [n for n, _ in self.calls]
+
+    def args(self, name: str) -> list[tuple]:
+        return [a for n, a in self.calls if n == name]
+
+
+@pytest.fixture
+def rec():
+    return Recorder()
+
+
+@pytest.fixture
+def ctl(session, rec):
+    c = PlaygroundController(session, **rec.callbacks())
+    yield c
+    c.stop()
+    c.wait(5)
+
+
+def send(ctl, prompt, **kw):
+    kw.setdefault("model", "qwen-plus")
+    kw.setdefault("profile", "default")
+    return ctl.send(prompt, **kw)
+
+
+def test_the_controller_module_does_not_import_ipywidgets():
+    code = (
+        "import sys; import qwen_nb.widgets.controller, qwen_nb.widgets.conversation; "
+        "from qwen_nb.widgets import PlaygroundController; "
+        "assert 'ipywidgets' not in sys.modules, 'ipywidgets was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_send_streams_calls_back_in_order_and_keeps_the_turn(ctl, rec, emu):
+    assert send(ctl, "Who are you?")
+    assert ctl.wait(15)
+    assert not ctl.busy and ctl.last_error is None
+    assert ctl.answer_text.startswith("I am Qwen")
+    assert ctl.last_result.text == ctl.answer_text
+    assert ctl.history == [
+        {"role": "user", "content": "Who are you?"},
+        {"role": "assistant", "content": ctl.answer_text},
+    ]
+    names = rec.names()
+    assert names[:2] == ["on_start", "on_status"] and names[-2:] == ["on_status", "on_finish"]
+    assert set(names[2:-2]) == {"on_update"}
+    assert rec.args("on_status")[0][0].startswith("Asking qwen-plus via default (openai)")
+    assert rec.args("on_status")[-1] == ("", "info")
+    updates = rec.args("on_update")
+    assert updates and updates[-1] == (ctl.answer_text, "")  # the last update shows everything
+    assert len(set(updates)) == len(updates)  # never the same text twice
+    (run,) = rec.args("on_finish")[0]
+    assert isinstance(run, Run) and run is ctl.run
+    assert (run.outcome, run.kept, run.error) == ("done", True, None)
+    assert run.result is ctl.last_result
+    assert ctl.stats["pushes"] == len(updates) == ctl.updates and ctl.stats["deltas"] >= 1
+    (req,) = chat_requests(emu)
+    assert req.body["stream"] is True and req.body["model"] == "qwen-plus"
+
+
+def test_history_is_sent_params_pass_through_and_thinking_is_reported(ctl, rec, emu):
+    assert send(ctl, "Hello") and ctl.wait(15)
+    assert send(ctl, "Explain tea", params={"enable_thinking": True, "max_tokens": 300}) and ctl.wait(15)
+    assert ctl.last_error is None
+    sent = chat_requests(emu)[-1].body
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+    assert sent["max_tokens"] == 300
+    assert ctl.reasoning_text and ctl.last_result.reasoning == ctl.reasoning_text
+    assert rec.args("on_update")[-1] == (ctl.answer_text, ctl.reasoning_text)
+    assert ctl.conversation.turns == 2
+
+
+def test_bad_input_is_refused_before_any_call(ctl, rec, emu):
+    assert not send(ctl, "   ")
+    assert isinstance(ctl.last_error, InputError) and "prompt is empty" in str(ctl.last_error)
+    assert not send(ctl, "Hi", model="")
+    assert "No model is selected" in str(ctl.last_error)
+    assert not send(ctl, "Hi", profile=None)
+    assert "No profile is selected" in str(ctl.last_error)
+    assert not send(ctl, "Hi", region="cn-hongkong")
+    assert "keys work only in their own region" in str(ctl.last_error)
+    assert not send(ctl, "Hi", profile="nobody")
+    assert "Unknown profile" in str(ctl.last_error)
+    assert rec.names() == ["on_error"] * 5
+    assert chat_requests(emu) == [] and not ctl.busy and ctl.run is None
+
+
+def test_a_second_send_and_a_clear_while_answering_are_refused(ctl, rec, emu):
+    emu.set_faults(tokens_per_second=40)
+    assert send(ctl, "Tell me about rivers")
+    assert not send(ctl, "And lakes?")
+    assert not ctl.clear()
+    assert ctl.refused == 2
+    refusals = [a for a in rec.args("on_status") if a[1] == "warn"]
+    assert "Still answering" in refusals[0][0] and "before clearing" in refusals[1][0]
+    run = ctl.run
+    assert ctl.stop()
+    assert ctl.wait(5)
+    assert run.settled.wait(10)  # the call's threads have exited (the request may have been opening)
+    assert len(chat_requests(emu)) == 1
+
+
+def test_stop_closes_the_stream_at_once_and_no_further_request_is_made(ctl, rec, emu, session):
+    full = session.chat("Tell me about the ocean tides").text
+    emu.set_faults(tokens_per_second=40)
+    assert send(ctl, "Tell me about the ocean tides")
+    assert until(lambda: len(ctl.answer_text) > 10)
+    requests_before = len(chat_requests(emu))
+    run = ctl.run
+
+    assert ctl.stop()
+    # stop() returns with the call finished (STOP_GRACE at most, then it finishes the call itself)
+    assert not ctl.busy and run.done.is_set()
+    # the stream was closed inside stop(): its ledger record (interrupted, cancelled) is already written
+    interrupted = [r for r in session.ledger.records() if r.status == "interrupted"]
+    assert len(interrupted) == 1 and interrupted[0].model == "qwen-plus"
+    partial = ctl.answer_text
+
+    assert run.settled.wait(5)  # the call's threads have exited
+    assert len(chat_requests(emu)) == requests_before  # no retry, no reopened stream
+    assert ctl.answer_text == partial  # nothing arrived after the stop
+    assert 0 < len(partial) < len(full) and full.startswith(partial)
+    assert (run.outcome, run.kept) == ("stopped", True)
+    assert ctl.history[-1] == {"role": "assistant", "content": partial}
+    assert ctl.last_result is not None and ctl.last_result.finish_reason == "cancelled"
+    assert ctl.last_error is None
+    assert rec.args("on_update")[-1] == (partial, "")
+    assert rec.names()[-2:] == ["on_status", "on_finish"]
+    assert rec.args("on_status")[-1] == ("Stopped. The partial answer is kept in the history.", "warn")
+    assert [r.status for r in session.ledger.records()].count("interrupted") == 1
+    assert not ctl.stop()  # nothing left to stop
+
+
+def test_stop_while_the_stream_is_still_opening(ctl, emu, session):
+    emu.set_faults(latency=0.5)
+    assert send(ctl, "Who are you?")
+    run = ctl.run
+    assert ctl.stop()
+    assert not ctl.busy and run.outcome == "stopped"
+    assert run.settled.wait(10)
+    assert ctl.history == []  # nothing arrived: the turn is not kept
+    # the request already on its way is made once, and its stream closed as soon as it opens
+    assert len(chat_requests(emu)) == 1
+    assert [r.status for r in session.ledger.records()] == ["interrupted"]
+
+
+def test_a_refused_model_is_reported_and_marked_on_the_session(ctl, rec, session):
+    assert send(ctl, "Hello", profile="team-a") and ctl.wait(15)
+    history = [dict(m) for m in ctl.history]
+    assert "qwen-max" not in session.not_granted("team-a")
+    assert send(ctl, "Hello", profile="team-a", model="qwen-max") and ctl.wait(15)
+    assert isinstance(ctl.last_error, ModelNotGrantedError)
+    assert rec.args("on_error")[-1] == (ctl.last_error,)
+    assert ctl.run.outcome == "failed" and ctl.run.error is ctl.last_error
+    assert "qwen-max" in session.not_granted("team-a")
+    assert ctl.history == history
+    assert rec.args("on_status")[-1] == ("The call failed; the conversation is unchanged.", "warn")
+
+
+def test_clear_forgets_the_conversation_and_the_last_answer(ctl, rec):
+    assert send(ctl, "Hello") and ctl.wait(15)
+    assert ctl.clear()
+    assert ctl.history == [] and ctl.answer_text == "" and ctl.run is None and ctl.stats == {}
+    assert rec.names()[-2:] == ["on_clear", "on_status"]
+    assert rec.args("on_status")[-1] == ("Conversation cleared.", "info")
+
+
+def test_a_failing_callback_does_not_stop_the_call(session):
+    seen: list[str] = []
+
+    def flaky_update(answer: str, reasoning: str) -> None:
+        if not seen:
+            seen.append("failed")
+            raise RuntimeError("display hiccup")
+        seen.append(answer)
+
+    def bad_finish(run: Run) -> None:
+        raise RuntimeError("view bug")
+
+    ctl = PlaygroundController(session, on_update=flaky_update, on_finish=bad_finish)
+    assert send(ctl, "Who are you?") and ctl.wait(15)
+    assert not ctl.busy and ctl.last_error is None
+    assert seen[0] == "failed" and seen[-1] == ctl.answer_text  # retried: the final text was shown
+    assert ctl.history[-1]["content"] == ctl.answer_text
+
+
+def test_bad_rate_is_refused_at_construction(session):
+    with pytest.raises(InputError):
+        PlaygroundController(session, rate=0)
