@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from qwen_nb import facts
 from qwen_nb._profiles import Profile
 from qwen_nb._secrets import scrub
 from qwen_nb.errors import InputError, QwenNbError
@@ -23,7 +24,7 @@ from qwen_nb.results import ChatResult
 
 #: at most this many calls in one compare() unless max_cells says otherwise
 MAX_CELLS = 48
-APIS = ("openai", "dashscope")
+APIS = facts.API_NAMES
 
 
 @dataclass

@@ -19,6 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.display import display
 
+from qwen_nb import facts
 from qwen_nb.errors import InputError, QwenNbError
 
 #: display pushes per second while a ``--stream`` answer grows
@@ -118,7 +119,7 @@ class QwenMagics(Magics):
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("-m", "--model", help="model id, e.g. qwen-plus (default: the session's)")
     @magic_arguments.argument("-p", "--profile", help="profile (workspace) name (default: the session's)")
-    @magic_arguments.argument("--api", choices=("openai", "dashscope"), help="protocol (default: the session's)")
+    @magic_arguments.argument("--api", choices=facts.API_NAMES, help="protocol (default: the session's)")
     @magic_arguments.argument("--stream", action="store_true", help="show the answer as it grows")
     @magic_arguments.argument("--thinking", action="store_true", help="turn thinking on (enable_thinking)")
     @magic_arguments.argument("--no-thinking", action="store_true", help="turn thinking off")

@@ -23,22 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwen_nb import facts
 from qwen_nb.catalog import MODELS, model_info, suggest
 from qwen_nb.errors import InputError
 
-APIS = ("openai", "dashscope")
-ROLES = ("system", "user", "assistant", "tool")
+APIS = facts.API_NAMES
+ROLES = facts.ROLES
 
-#: generation parameters every call understands
-PARAMS = (
-    "temperature", "top_p", "max_tokens", "seed", "stop", "enable_thinking", "thinking_budget",
-    "response_format", "tools",
-)
+#: generation parameters every call understands (the facts' specs say the rest)
+PARAMS = facts.CORE_PARAMS
 #: Qwen parameters passed through as they are (in ``extra_body`` on the compatible API)
-EXTRA_PARAMS = ("top_k", "presence_penalty", "repetition_penalty", "enable_search", "tool_choice",
-                "parallel_tool_calls")
+EXTRA_PARAMS = tuple(p for p in facts.PARAMS if p not in facts.CORE_PARAMS)
 #: parameters that sit in ``extra_body`` for the openai SDK (not part of the OpenAI schema)
-OPENAI_EXTRA_BODY = ("enable_thinking", "thinking_budget", "top_k", "repetition_penalty", "enable_search")
+OPENAI_EXTRA_BODY = facts.EXTRA_BODY_PARAMS
 #: request-shaping arguments besides the generation parameters
 SHAPING = ("images", "system")
 
@@ -69,12 +66,10 @@ class ChatRequest:
 
 
 def check_api(api: Any) -> str:
-    """``"openai"`` or ``"dashscope"``; anything else is an ``InputError``."""
-    if isinstance(api, str) and api.strip().lower() in APIS:
-        return api.strip().lower()
-    aliases = {"compatible": "openai", "compatible-mode": "openai", "oai": "openai", "native": "dashscope"}
-    if isinstance(api, str) and api.strip().lower() in aliases:
-        return aliases[api.strip().lower()]
+    """``"openai"`` or ``"dashscope"`` (or an alias of one); anything else is an ``InputError``."""
+    found = facts.api_id(api)
+    if found is not None:
+        return found
     raise InputError(
         f"Unknown api {api!r}.",
         fix='Use api="openai" (OpenAI-compatible endpoint, openai SDK) or api="dashscope" (native endpoint).',
@@ -99,55 +94,28 @@ def check_model(model: Any) -> str:
     return name
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name} must be a number, got {value!r}.")
-    return float(value)
-
-
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate generation parameters; drop the ones set to None."""
+    """Validate generation parameters against the service facts' specs; drop the ones set to None."""
     out: dict[str, Any] = {}
-    known = PARAMS + EXTRA_PARAMS
     for name, value in params.items():
-        if name not in known:
-            close = difflib.get_close_matches(name, known + SHAPING + ("model", "profile", "api"), n=1)
+        spec = facts.PARAMS.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, list(facts.PARAMS) + list(SHAPING) + ["model", "profile", "api"],
+                                              n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise InputError(f"Unknown parameter {name!r}.{hint}", fix=f"Parameters: {', '.join(PARAMS)}.")
         if value is None:
             continue
-        if name == "temperature":
-            t = _number(name, value)
-            if not 0 <= t < 2:
-                raise InputError(f"temperature must be in [0, 2), got {value!r}.",
-                                 fix="Use 0 for focused answers, around 0.7 for varied ones; below 2.")
-        elif name == "top_p":
-            p = _number(name, value)
-            if not 0 < p <= 1:
-                raise InputError(f"top_p must be in (0, 1], got {value!r}.", fix="Use e.g. top_p=0.8.")
-        elif name in ("max_tokens", "thinking_budget", "top_k"):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InputError(f"{name} must be a positive integer, got {value!r}.",
-                                 fix=f"Use e.g. {name}=512 (an int, not a float or string).")
-        elif name == "seed":
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
-                raise InputError(f"seed must be an integer in [0, 2**31), got {value!r}.")
-        elif name == "stop":
-            ok = isinstance(value, str) or (
-                isinstance(value, (list, tuple)) and value and all(isinstance(s, str) for s in value)
-            )
-            if not ok:
-                raise InputError(f"stop must be a string or a list of strings, got {value!r}.")
-            value = value if isinstance(value, str) else list(value)
-        elif name in ("enable_thinking", "enable_search", "parallel_tool_calls"):
-            if not isinstance(value, bool):
-                raise InputError(f"{name} must be True or False, got {value!r}.")
-        elif name == "response_format":
+        if spec.kind == "response_format":
             value = _response_format(value)
-        elif name == "tools":
+        elif spec.kind == "tools":
             value = _tools(value)
-        elif name in ("presence_penalty", "repetition_penalty"):
-            _number(name, value)
+        else:
+            problem = spec.problem(value)
+            if problem is not None:
+                raise InputError(f"{name} {problem}.", fix=spec.hint or None)
+            if spec.kind == "stop" and not isinstance(value, str):
+                value = list(value)
         out[name] = value
     return out
 
@@ -157,7 +125,7 @@ def _response_format(value: Any) -> dict[str, Any]:
         return {"type": "json_object"}
     if value == "text":
         return {"type": "text"}
-    if isinstance(value, Mapping) and value.get("type") in ("text", "json_object", "json_schema"):
+    if isinstance(value, Mapping) and value.get("type") in facts.RESPONSE_FORMATS:
         return dict(value)
     raise InputError(
         f"response_format must be {{'type': 'json_object'}} (JSON mode), {{'type': 'text'}} or a json_schema "

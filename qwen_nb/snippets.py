@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from qwen_nb import facts
 from qwen_nb._profiles import Profile
 from qwen_nb._regions import REGIONS, Region, get_region
 from qwen_nb._secrets import scrub
@@ -22,7 +23,7 @@ from qwen_nb.errors import InputError
 
 ENV_VAR = "DASHSCOPE_API_KEY"
 DEFAULT_PROMPT = "Who are you?"
-APIS = ("openai", "dashscope")
+APIS = facts.API_NAMES
 
 COMPATIBLE_CHAT = "/chat/completions"
 NATIVE_TEXT = "/services/aigc/text-generation/generation"
@@ -56,7 +57,7 @@ _ALIASES = {alias: lang.id for lang in LANGUAGES.values() for alias in (lang.id,
 _API_SUFFIXES = {"openai": "openai", "compatible": "openai", "dashscope": "dashscope", "native": "dashscope"}
 
 #: request parameters a snippet can carry (the rest of a Session call's options are not shown)
-PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "enable_thinking", "thinking_budget")
+PARAMS = tuple(p for p in facts.CORE_PARAMS if p not in ("response_format", "tools"))
 #: parameters the openai SDK has no argument for: they go in ``extra_body``
 _QWEN_EXTRAS = ("enable_thinking", "thinking_budget")
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("system", "user", "assistant", "tool")
+from qwen_nb import facts
+
+ROLES = facts.ROLES
 
 
 class BadRequest(Exception):
@@ -46,14 +48,6 @@ class ChatRequest:
         return any(m.get("images") for m in self.messages)
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _opt_bool(params: dict[str, Any], name: str, prefix: str) -> bool | None:
     v = params.get(name)
     if v is None:
@@ -63,36 +57,25 @@ def _opt_bool(params: dict[str, Any], name: str, prefix: str) -> bool | None:
     return v
 
 
+def _checked(p: dict[str, Any], name: str, prefix: str) -> Any:
+    """``p[name]`` checked against the service facts' spec (the same the client checks), or None."""
+    value = p.get(name)
+    if value is not None:
+        problem = facts.PARAMS[name].problem(value)
+        if problem is not None:
+            raise BadRequest(f"{prefix}{name} {problem}.", name)
+    return value
+
+
 def _common_params(p: dict[str, Any], prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    mt = p.get("max_tokens")
-    if mt is not None and (not _is_int(mt) or mt < 1):
-        raise BadRequest(f"{prefix}max_tokens must be a positive integer, got {mt!r}.", "max_tokens")
-    out["max_tokens"] = mt
-    t = p.get("temperature")
-    if t is not None and (not _is_num(t) or not 0 <= t < 2):
-        raise BadRequest(f"{prefix}temperature must be a number in [0, 2), got {t!r}.", "temperature")
-    tp = p.get("top_p")
-    if tp is not None and (not _is_num(tp) or not 0 < tp <= 1):
-        raise BadRequest(f"{prefix}top_p must be a number in (0, 1], got {tp!r}.", "top_p")
-    seed = p.get("seed")
-    if seed is not None and (not _is_int(seed) or seed < 0):
-        raise BadRequest(f"{prefix}seed must be a non-negative integer, got {seed!r}.", "seed")
-    out["seed"] = seed
-    stop = p.get("stop")
-    if stop is None:
-        out["stop"] = []
-    elif isinstance(stop, str):
-        out["stop"] = [stop]
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        out["stop"] = list(stop)
-    else:
-        raise BadRequest(f"{prefix}stop must be a string or a list of strings, got {stop!r}.", "stop")
-    out["enable_thinking"] = _opt_bool(p, "enable_thinking", prefix)
-    tb = p.get("thinking_budget")
-    if tb is not None and (not _is_int(tb) or tb < 1):
-        raise BadRequest(f"The thinking_budget parameter must be a positive integer, got {tb!r}.", "thinking_budget")
-    out["thinking_budget"] = tb
+    for name in ("max_tokens", "seed", "thinking_budget"):
+        out[name] = _checked(p, name, prefix)
+    for name in ("temperature", "top_p", "presence_penalty", "top_k", "repetition_penalty"):
+        _checked(p, name, prefix)
+    stop = _checked(p, "stop", prefix)
+    out["stop"] = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
+    out["enable_thinking"] = _checked(p, "enable_thinking", prefix)
     tools = p.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
@@ -109,7 +92,7 @@ def _common_params(p: dict[str, Any], prefix: str) -> dict[str, Any]:
     out["tool_choice"] = p.get("tool_choice")
     rf = p.get("response_format")
     if rf is not None:
-        if not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema"):
+        if not isinstance(rf, dict) or rf.get("type") not in facts.RESPONSE_FORMATS:
             raise BadRequest(
                 f"{prefix}response_format must be {{\"type\": \"text\" | \"json_object\" | \"json_schema\"}}, "
                 f"got {rf!r}.",

@@ -7,8 +7,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from qwen_nb.catalog import model_info
+from qwen_nb.facts import PARAMS as _SPECS
 from qwen_nb.widgets._common import resolve_session
 from qwen_nb.widgets.pickers import is_transient
+
+#: the sliders' ranges are the service facts' (a slider shows a closed range: the open end is stepped back)
+_T_LOW, _T_HIGH = float(_SPECS["temperature"].low or 0.0), float(_SPECS["temperature"].high or 2.0)
+_SEED_HIGH = int(_SPECS["seed"].high or 2**31)
 
 if TYPE_CHECKING:
     from qwen_nb.session import Session
@@ -29,7 +34,8 @@ class ParamsBox(widgets.VBox):
         self.session = resolve_session(session)
         self.model_picker = model
         self.temperature = widgets.FloatSlider(
-            value=0.7, min=0.0, max=1.99, step=0.05, description="Temperature", readout_format=".2f", layout=_ROW
+            value=0.7, min=_T_LOW, max=_T_HIGH - 0.01, step=0.05, description="Temperature", readout_format=".2f",
+            layout=_ROW,
         )
         self.max_tokens = widgets.BoundedIntText(
             value=0, min=0, max=65_536, description="Max tokens", tooltip="0: the model's default", layout=_ROW
@@ -39,7 +45,7 @@ class ParamsBox(widgets.VBox):
             value=0, min=0, max=1_000_000, description="Budget", tooltip="thinking tokens; 0: no limit", layout=_ROW
         )
         self.seed = widgets.BoundedIntText(
-            value=-1, min=-1, max=2**31 - 1, description="Seed", tooltip="-1: not fixed", layout=_ROW
+            value=-1, min=-1, max=_SEED_HIGH - 1, description="Seed", tooltip="-1: not fixed", layout=_ROW
         )
         self.thinking.observe(self._sync_budget, names="value")
         super().__init__(
