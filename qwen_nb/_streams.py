@@ -67,13 +67,10 @@ class _StreamBase:
     def _received(self) -> bool:
         return bool(self._yielded or self._acc.text or self._acc.reasoning)
 
-    def _see(self, chunk: Any) -> ChatDelta | None:
-        delta = self._acc.feed(chunk)
-        if delta is not None:
-            if self._ttft is None and (delta.content or delta.reasoning):
-                self._ttft = self._tracker.elapsed
-            self._yielded += 1
-        return delta
+    def _seen(self, delta: ChatDelta) -> None:
+        if self._ttft is None and (delta.content or delta.reasoning):
+            self._ttft = self._tracker.elapsed
+        self._yielded += 1
 
     def _finish_ok(self) -> None:
         self._result = self._tracker.ok(self._acc.completion(), ttft=self._ttft)
@@ -132,9 +129,11 @@ class ChatStream(_StreamBase):
     def _generate(self) -> Iterator[ChatDelta]:
         while True:
             try:
+                feed = self._acc.feed
                 for chunk in self._raw:
-                    delta = self._see(chunk)
+                    delta = feed(chunk)
                     if delta is not None:
+                        self._seen(delta)
                         yield delta
                 if not self._acc.finished and not self._closed:
                     raise StreamCut("the stream ended without a finish reason")
@@ -150,8 +149,8 @@ class ChatStream(_StreamBase):
         if not self._closed:
             self._finish_ok()
 
-    def __iter__(self) -> ChatStream:
-        return self
+    def __iter__(self) -> Iterator[ChatDelta]:
+        return self._gen  # a for loop runs the generator itself: one call less per piece
 
     def __next__(self) -> ChatDelta:
         return next(self._gen)
@@ -232,9 +231,11 @@ class AsyncChatStream(_StreamBase):
             await self._open()
         while True:
             try:
+                feed = self._acc.feed
                 async for chunk in self._raw:
-                    delta = self._see(chunk)
+                    delta = feed(chunk)
                     if delta is not None:
+                        self._seen(delta)
                         yield delta
                 if not self._acc.finished and not self._closed:
                     raise StreamCut("the stream ended without a finish reason")
