@@ -11,7 +11,6 @@ races a call in another.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -105,11 +104,13 @@ class LoopClients:
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
         self._lock = threading.Lock()
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary())
+        #: event loop -> (client, the async generator that closes it with the loop)
+        self._by_loop: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
 
     def get(self) -> Any:
         """The client of the running loop (made on first use)."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._by_loop.get(loop)
@@ -123,12 +124,15 @@ class LoopClients:
 
     def close(self) -> None:
         """Close every client whose loop can still run its close."""
+        import asyncio
+
         with self._lock:
             entries = list(self._by_loop.items())
             self._by_loop.clear()
         for loop, (_client, guard) in entries:
             if loop.is_closed():
                 continue
+            running: Any
             try:
                 running = asyncio.get_running_loop()
             except RuntimeError:
@@ -145,6 +149,8 @@ class LoopClients:
 
     async def aclose(self) -> None:
         """Close the running loop's client now (and schedule the others' close)."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._by_loop.pop(loop, None)
