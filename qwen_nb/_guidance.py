@@ -15,14 +15,12 @@ from typing import Any
 from qwen_nb import facts
 from qwen_nb._secrets import scrub
 from qwen_nb.errors import (
+    _CLASSES,
     AccessDeniedError,
-    InvalidKeyError,
-    ModelNotFoundError,
     ModelNotGrantedError,
     NetworkError,
     QwenNbError,
     RateLimitError,
-    ServerError,
     ServiceError,
     StreamInterruptedError,
     error_class,
@@ -115,8 +113,8 @@ class ErrorContext:
 
 # ------------------------------------------------------------------------------ the builders
 
-#: a builder: (failure, context, what the service said) -> (class, message, fix)
-Builder = Callable[[ServiceFailure, ErrorContext, str], tuple[type[QwenNbError], str, str]]
+#: a builder: (failure, context, what the service said, the row) -> (message, fix)
+Builder = Callable[[ServiceFailure, ErrorContext, str, facts.ErrorFact], tuple[str, str]]
 
 
 def _can_call(profile: Any, model: str | None) -> str | None:
@@ -131,21 +129,27 @@ def _can_call(profile: Any, model: str | None) -> str | None:
     return None
 
 
-def _env_name(profile: Any) -> str:
+def _env_name(profile: Any, field: str = "REGION") -> str:
     name = getattr(profile, "name", "default")
-    return "DASHSCOPE_REGION" if name == "default" else f"QWEN_NB_{name.upper().replace('-', '_')}_REGION"
+    if name == "default":
+        return f"DASHSCOPE_{field}"
+    return f"QWEN_NB_{name.upper().replace('-', '_')}_{field}"
 
 
-def _invalid_key(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[QwenNbError], str, str]:
+def _tries(ctx: ErrorContext, words: str) -> str:
+    return words.format(n=ctx.attempts) if ctx.attempts > 1 else ""
+
+
+def _invalid_key(f: ServiceFailure, ctx: ErrorContext, said: str, fact: facts.ErrorFact) -> tuple[str, str]:
     msg = (
         f"The API key of {ctx.who} was rejected as invalid by {ctx.where}"
         + (f" at {ctx.base_url}" if ctx.base_url else "")
         + "."
     )
     fix = (
-        f"Model Studio API keys are per region: a key created in another region's console is refused here. "
-        f"Check that this key was created in the {ctx.region} console (API-KEY page) and was not deleted, "
-        f"or set the profile's region to the one the key belongs to ({_env_name(ctx.profile)})."
+        f"Model Studio API keys are per region and per billing plan: a key created in another region's console is "
+        f"refused here. Check that this key was created in the {ctx.region} console (API-KEY page) and was not "
+        f"deleted, or set the profile's region to the one the key belongs to ({_env_name(ctx.profile)})."
     )
     region = ctx.region
     elsewhere = [o for o in ctx.others if getattr(o, "region", region) != region]
@@ -155,10 +159,10 @@ def _invalid_key(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[
             f" Your other profile(s) {names} use another region; if this key came from that console, "
             f"add it with region={elsewhere[0].region!r}."
         )
-    return InvalidKeyError, msg + said, fix
+    return msg + said, fix
 
 
-def _not_granted(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[QwenNbError], str, str]:
+def _not_granted(f: ServiceFailure, ctx: ErrorContext, said: str, fact: facts.ErrorFact) -> tuple[str, str]:
     model = ctx.model or "this model"
     msg = f"{ctx.who[0].upper()}{ctx.who[1:]} in {ctx.where} is not allowed to call {model!r}: access denied."
     p = ctx.profile
@@ -168,10 +172,11 @@ def _not_granted(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[
     gateway = ctx.gateway or facts.WORKSPACE_HOST.format(workspace=ws, region=ctx.region)
     fix = (
         f"Grant {model!r} to the workspace: Model Studio console > the workspace > model permissions "
-        f"(authorization) > add {model!r} for inference; or by API: POST "
-        f"{gateway}{facts.NATIVE_PATH}{facts.PERMISSIONS_PATH} with "
-        f'{{"models": [{{"model": "{model}", "inference": true}}], "access_all_entities": "KEEP"}}.'
+        f"(authorization) > add {model!r} for inference (done with the Alibaba Cloud account); or by API: "
+        f"q.grant([{model!r}], profile=...), which POSTs {gateway}{facts.NATIVE_PATH}{facts.PERMISSIONS_PATH}."
     )
+    if not getattr(p, "workspace", None):
+        fix += " On a default-workspace key this also means the account is not entitled to the model: activate it."
     callers = []
     for o in ctx.others:
         why = _can_call(o, ctx.model)
@@ -184,10 +189,10 @@ def _not_granted(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[
     models = getattr(p, "models", None)
     if models:
         fix += f" This workspace is known to be granted: {', '.join(models)}."
-    return ModelNotGrantedError, msg + said, fix
+    return msg + said, fix
 
 
-def _not_found(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[QwenNbError], str, str]:
+def _not_found(f: ServiceFailure, ctx: ErrorContext, said: str, fact: facts.ErrorFact) -> tuple[str, str]:
     from qwen_nb.catalog import model_info, suggest
 
     model = ctx.model or "?"
@@ -200,49 +205,55 @@ def _not_found(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[Qw
         fix = f"{model!r} is offered in {', '.join(info.regions)}, not {ctx.region}: use a profile in one of those."
     else:
         fix = facts.ERRORS["model_not_found"].fix
-    return ModelNotFoundError, msg + said, fix
+    return msg + said, fix
 
 
-def _unpurchased(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[QwenNbError], str, str]:
-    msg = (f"The account of {ctx.who} is not entitled to {ctx.model!r} in {ctx.where}: the model (or "
-           f"Model Studio in this region) has not been activated or purchased.{said}")
-    return AccessDeniedError, msg, facts.ERRORS["unpurchased"].fix
+def _unpurchased(f: ServiceFailure, ctx: ErrorContext, said: str, fact: facts.ErrorFact) -> tuple[str, str]:
+    return (f"The account of {ctx.who} is not entitled to {ctx.model!r} in {ctx.where}: the model (or "
+            f"Model Studio in this region) has not been activated or purchased.{said}", fact.fix)
 
 
-def _workspace(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[QwenNbError], str, str]:
+def _workspace(f: ServiceFailure, ctx: ErrorContext, said: str, fact: facts.ErrorFact) -> tuple[str, str]:
     ws = getattr(ctx.profile, "workspace", None)
-    msg = f"{ctx.who} may not use workspace {ws or '(the one the call named)'} in {ctx.where}.{said}"
-    return AccessDeniedError, msg, facts.ERRORS["workspace_denied"].fix
+    return f"{ctx.who} may not use workspace {ws or '(the one the call named)'} in {ctx.where}.{said}", fact.fix
 
 
-def _async_only(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[QwenNbError], str, str]:
-    msg = f"{ctx.model!r} can only be called asynchronously ({ctx.who}, {ctx.where}).{said}"
-    return AccessDeniedError, msg, facts.ERRORS["async_only"].fix
+def _workspace_unknown(f: ServiceFailure, ctx: ErrorContext, said: str, fact: facts.ErrorFact) -> tuple[str, str]:
+    ws = getattr(ctx.profile, "workspace", None)
+    msg = (f"Workspace {ws or '(none given)'} was not found in {ctx.where}, or the key of {ctx.who} does not belong "
+           f"to it.{said}")
+    return msg, f"{fact.fix} ({_env_name(ctx.profile, 'WORKSPACE')})"
 
 
-def _tries(ctx: ErrorContext, words: str) -> str:
-    return words.format(n=ctx.attempts) if ctx.attempts > 1 else ""
+def _async_only(f: ServiceFailure, ctx: ErrorContext, said: str, fact: facts.ErrorFact) -> tuple[str, str]:
+    return f"{ctx.model!r} can only be called asynchronously ({ctx.who}, {ctx.where}).{said}", fact.fix
 
 
-def _rate_limit(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[QwenNbError], str, str]:
+def _rate_limit(f: ServiceFailure, ctx: ErrorContext, said: str, fact: facts.ErrorFact) -> tuple[str, str]:
+    what = {"burst_rate": "The request rate rose too fast", "token_limit": "Tokens-per-minute limit reached"}.get(
+        fact.key, "Rate limited")
     wait = f" The service asks to retry after {f.retry_after:g} s." if f.retry_after is not None else ""
-    msg = (f"Rate limited calling {ctx.model!r} with {ctx.who} in {ctx.where}.{wait}"
+    msg = (f"{what} calling {ctx.model!r} with {ctx.who} in {ctx.where}.{wait}"
            f"{_tries(ctx, ' Gave up after {n} attempt(s).')}{said}")
-    return RateLimitError, msg, facts.ERRORS["rate_limit"].fix
+    return msg, fact.fix
 
 
-def _server(f: ServiceFailure, ctx: ErrorContext, said: str) -> tuple[type[QwenNbError], str, str]:
-    msg = (f"Model Studio had a service error (HTTP {f.status}){_tries(ctx, ' after {n} attempt(s)')} calling "
+def _server(f: ServiceFailure, ctx: ErrorContext, said: str, fact: facts.ErrorFact) -> tuple[str, str]:
+    status = f"HTTP {f.status}" if f.status else f"code {f.code}"
+    msg = (f"Model Studio had a service error ({status}){_tries(ctx, ' after {n} attempt(s)')} calling "
            f"{ctx.model!r} in {ctx.where} ({ctx.who}).{said}")
-    return ServerError, msg, facts.ERRORS["internal"].fix
+    return msg, fact.fix
 
 
 #: the message of a row whose guidance is its own fix: {model}, {who}, {where} are filled in
 _MESSAGES = {
     "quota": "A quota is used up for {who} in {where} (model {model!r}); not retried.",
     "blocked": "Content moderation blocked the input or the output of {model!r} ({who}).",
-    "overdue": "The Alibaba Cloud account of {who} is overdue (Arrearage); calls are refused.",
+    "overdue": "The Alibaba Cloud account of {who} is overdue; calls are refused.",
     "parameter": "The service rejected a parameter of the call to {model!r} ({who}, {where}).",
+    "free_tier_only": "The free tier of {model!r} is used up and \"use free tier only\" is on ({who}, {where}).",
+    "not_subscribed": "The workspace of {who} is not subscribed to Model Studio in {where} (calling {model!r}).",
+    "budget": "The budget set in the console's Budget Management is used up: calls of {who} are stopped.",
 }
 
 BUILDERS: dict[str, Builder] = {
@@ -251,6 +262,7 @@ BUILDERS: dict[str, Builder] = {
     "not_found": _not_found,
     "unpurchased": _unpurchased,
     "workspace": _workspace,
+    "workspace_unknown": _workspace_unknown,
     "async_only": _async_only,
     "rate_limit": _rate_limit,
     "server": _server,
@@ -258,7 +270,11 @@ BUILDERS: dict[str, Builder] = {
 
 
 def guided_error(failure: ServiceFailure, ctx: ErrorContext) -> QwenNbError:
-    """The ``QwenNbError`` for ``failure``, with a message naming who, where, what and the fix."""
+    """The ``QwenNbError`` for ``failure``, with a message naming who, where, what and the fix.
+
+    The code (with the status and, where rows share a code, the message) picks one row of
+    ``facts.ERRORS``; the row gives the class and its guidance the message and fix.
+    """
     common: dict[str, Any] = {
         "status": failure.status,
         "code": failure.code,
@@ -283,18 +299,22 @@ def guided_error(failure: ServiceFailure, ctx: ErrorContext) -> QwenNbError:
     fact = facts.error_fact(failure.code, failure.status, failure.message)
     if fact is None:  # an unknown code: what its status means
         fact = _fact_for_status(failure.status)
-    cls: type[QwenNbError]
-    if fact is not None and fact.guide in BUILDERS:
-        cls, msg, fix = BUILDERS[fact.guide](failure, ctx, said)
-        if cls is RateLimitError:
-            return RateLimitError(msg, fix=fix, retry_after=failure.retry_after, **common)
-        return cls(msg, fix=fix, **common)
-    cls = error_class(failure.status, failure.code, failure.message)
-    if fact is not None and fact.guide in _MESSAGES:
-        msg = _MESSAGES[fact.guide].format(who=ctx.who, where=ctx.where, model=ctx.model) + said
-        return cls(msg, fix=fact.fix, **common)
-    msg = f"Model Studio refused the call to {ctx.model!r} ({ctx.who}, {ctx.where}).{said}"
-    return cls(msg, fix="See the service's message and code above.", **common)
+    if fact is None:
+        cls = error_class(failure.status, failure.code, failure.message)
+        msg = f"Model Studio refused the call to {ctx.model!r} ({ctx.who}, {ctx.where}).{said}"
+        return cls(msg, fix="See the service's message and code above.", **common)
+    cls = _CLASSES[fact.error]
+    if fact.guide in BUILDERS:
+        msg, fix = BUILDERS[fact.guide](failure, ctx, said, fact)
+    elif fact.guide in _MESSAGES:
+        msg, fix = _MESSAGES[fact.guide].format(who=ctx.who, where=ctx.where, model=ctx.model) + said, fact.fix
+    else:
+        msg, fix = f"Model Studio refused the call to {ctx.model!r} ({ctx.who}, {ctx.where}).{said}", fact.fix
+    if fact.guide == "not_granted" and cls is AccessDeniedError:
+        cls = ModelNotGrantedError
+    if issubclass(cls, RateLimitError):
+        return cls(msg, fix=fix, retry_after=failure.retry_after, **common)
+    return cls(msg, fix=fix, **common)
 
 
 def _fact_for_status(status: int | None) -> facts.ErrorFact | None:

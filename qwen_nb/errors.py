@@ -133,8 +133,28 @@ class RateLimitError(ServiceError):
         super().__init__(message, **kw)
 
 
+class TokenLimitError(RateLimitError):
+    """429 ``Throttling.AllocationQuota`` / ``insufficient_quota``: tokens per minute used up; retryable."""
+
+
 class QuotaExceededError(ServiceError):
-    """429 ``Throttling.AllocationQuota`` / ``insufficient_quota``: a quota, not a rate; not retried."""
+    """A quota is used up (the model's free quota, with no pay-as-you-go price): not a rate; not retried."""
+
+
+class FreeTierOnlyError(QuotaExceededError):
+    """403 ``AllocationQuota.FreeTierOnly``: the free tier is used up while "use free tier only" is on."""
+
+
+class NotSubscribedError(ServiceError):
+    """429 ``CommodityNotPurchased``: the workspace or account is not subscribed; not a rate limit, never retried."""
+
+
+class ServiceBudgetError(ServiceError):
+    """429 from the console's Budget Management: the account, workspace or key budget stopped calls; not retried."""
+
+
+class WorkspaceNotFoundError(ServiceError):
+    """404 ``WorkSpaceNotFound`` (or 401 on a workspace host): the workspace id is wrong or not the key's."""
 
 
 class ServerError(ServiceError):
@@ -185,6 +205,7 @@ def error_class(status: int | None, code: str | None, message: str = "") -> type
 _CLASSES: dict[str, type[QwenNbError]] = {
     cls.__name__: cls
     for cls in (ServiceError, InvalidKeyError, AccessDeniedError, ModelNotGrantedError, ModelNotFoundError,
-                InvalidParameterError, ContentBlockedError, AccountOverdueError, RateLimitError, QuotaExceededError,
+                InvalidParameterError, ContentBlockedError, AccountOverdueError, RateLimitError, TokenLimitError,
+                QuotaExceededError, FreeTierOnlyError, NotSubscribedError, ServiceBudgetError, WorkspaceNotFoundError,
                 ServerError)
 }

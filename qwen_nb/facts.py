@@ -249,14 +249,63 @@ class ErrorFact:
     match: str = ""
     #: which guidance explains it (``qwen_nb._guidance``); "" for the row's own fix
     guide: str = ""
+    #: the OpenAI-compatible API's message where it differs from the native one
+    compat_message: str = ""
+    #: how sure we are: "documented" (the service's error-code page), "observed" (public bodies) or "unverified"
+    evidence: str = "documented"
 
 
+_SERVER_FIX = "This is on the service side; retry later, or try another region or model."
+
+# Sources: the service's error-code page (alibabacloud.com/help/en/model-studio/error-code and its
+# Chinese edition), response bodies quoted in public issue threads, the dashscope 2.x SDK.
 ERRORS: dict[str, ErrorFact] = {
     e.key: e
     for e in (
+        # 400
+        ErrorFact("invalid_parameter", 400, "InvalidParameter", "invalid_parameter_error", "invalid_request_error",
+                  "InvalidParameterError", False, "Required parameter(s) missing or invalid, please check the request "
+                  "parameters.", "Check the parameters named in the service's message (not retried).",
+                  also=("invalid_parameter", "invalid_request_error", "InternalError.Algo.InvalidParameter",
+                        "invalid_value"), guide="parameter"),
+        ErrorFact("model_not_exist", 400, "InvalidParameter", "invalid_parameter_error", "invalid_request_error",
+                  "ModelNotFoundError", False, "Model not exist.",
+                  "Check the spelling; list_models(profile=...) shows the models this key can see in its region.",
+                  match="model not exist", guide="not_found", evidence="observed"),
+        ErrorFact("bad_request", 400, "BadRequest.EmptyModel", "BadRequest.EmptyModel", "invalid_request_error",
+                  "InvalidParameterError", False, 'Required parameter "model" missing from request.',
+                  "Send the request the API expects (model, messages; JSON body).", guide="parameter",
+                  also=("badrequest.emptyinput", "badrequest.emptyparameters", "badrequest.illegalinput",
+                        "badrequest.toolarge")),
+        ErrorFact("data_inspection", 400, "DataInspectionFailed", "data_inspection_failed", "data_inspection_failed",
+                  "ContentBlockedError", False, "Input data may contain inappropriate content.",
+                  "Rephrase the prompt (or the image); the service's content inspection refused it. Not retried.",
+                  guide="blocked"),
+        ErrorFact("data_inspection_output", 400, "DataInspectionFailed", "data_inspection_failed",
+                  "data_inspection_failed", "ContentBlockedError", False,
+                  "Output data may contain inappropriate content.",
+                  "The answer was stopped by the service's content inspection: rephrase the prompt. Not retried.",
+                  match="output data", guide="blocked"),
+        ErrorFact("arrearage", 400, "Arrearage", "Arrearage", "Arrearage", "AccountOverdueError", False,
+                  "Access denied, please make sure your account is in good standing.",
+                  "Top up or settle the overdue bill in the Alibaba Cloud billing console; calls resume after that. "
+                  "Not retried.", guide="overdue", evidence="observed"),
+        # 401
         ErrorFact("invalid_key", 401, "InvalidApiKey", "invalid_api_key", "invalid_request_error", "InvalidKeyError",
                   False, "Invalid API-key provided.",
-                  "Check the key and its region: keys are per region and per billing plan.", guide="invalid_key"),
+                  "Check the key and its region: keys are per region and per billing plan.", guide="invalid_key",
+                  compat_message="Incorrect API key provided."),
+        ErrorFact("workspace_unknown", 401, "InvalidApiKey", "invalid_api_key", "invalid_request_error",
+                  "WorkspaceNotFoundError", False,
+                  "Access denied: Either you are not authorized to access this workspace, or the workspace does "
+                  "not exist.", "Check the workspace id (console > Workspaces > Workspace Details) and that the key "
+                  "belongs to that workspace and region.", match="access this workspace", guide="workspace_unknown",
+                  evidence="unverified"),
+        # 403
+        ErrorFact("model_denied", 403, "Model.AccessDenied", "Model.AccessDenied", "Model.AccessDenied",
+                  "ModelNotGrantedError", False, "Model access denied.",
+                  "Grant the model to the workspace (console or permissions API), or call it with a profile "
+                  "that may.", guide="not_granted", evidence="observed"),
         ErrorFact("access_denied", 403, "AccessDenied", "access_denied", "invalid_request_error",
                   "AccessDeniedError", False, "Access denied.",
                   "Grant the model to the workspace (console or permissions API), or call it with a profile "
@@ -275,46 +324,82 @@ ERRORS: dict[str, ErrorFact] = {
                   "Workspace.AccessDenied", "AccessDeniedError", False, "Workspace access denied.",
                   "Use the API key of that workspace, or the workspace id the key belongs to (console > the "
                   "workspace > API keys); check DASHSCOPE_WORKSPACE / QWEN_NB_<NAME>_WORKSPACE.", guide="workspace"),
+        ErrorFact("app_denied", 403, "App.AccessDenied", "App.AccessDenied", "App.AccessDenied", "AccessDeniedError",
+                  False, "App access denied.", "Use a key of the workspace the application belongs to."),
+        ErrorFact("free_tier_only", 403, "AllocationQuota.FreeTierOnly", "AllocationQuota.FreeTierOnly",
+                  "AllocationQuota.FreeTierOnly", "FreeTierOnlyError", False,
+                  "The free tier of the model has been exhausted. If you want to continue access the model on a "
+                  "paid basis, please disable the \"use free tier only\" mode in the management console.",
+                  "Turn off \"use free tier only\" in the Model Studio console (the model's free quota settings) to "
+                  "go on at the paid price; granting the model or retrying does not help.", guide="free_tier_only"),
+        # 404
         ErrorFact("model_not_found", 404, "ModelNotFound", "model_not_found", "invalid_request_error",
-                  "ModelNotFoundError", False, "Model not found.",
+                  "ModelNotFoundError", False, "Model can not be found.",
                   "Check the spelling; list_models(profile=...) shows the models this key can see in its region.",
-                  also=("model.notexist",), guide="not_found"),
-        ErrorFact("not_found", 404, "NotFound", "not_found", "invalid_request_error", "ModelNotFoundError", False,
-                  "Not found.", "Check the URL path and the base URL.", guide="not_found"),
-        ErrorFact("invalid_parameter", 400, "InvalidParameter", "invalid_parameter_error", "invalid_request_error",
-                  "InvalidParameterError", False, "Invalid parameter.",
-                  "Check the parameters named in the service's message (not retried).",
-                  also=("invalid_parameter", "invalid_request_error"), guide="parameter"),
-        ErrorFact("data_inspection", 400, "DataInspectionFailed", "data_inspection_failed", "data_inspection_failed",
-                  "ContentBlockedError", False, "Input data may contain inappropriate content.",
-                  "Rephrase the prompt (or the image); the service's content inspection refused it. Not retried.",
-                  guide="blocked"),
-        ErrorFact("arrearage", 400, "Arrearage", "Arrearage", "Arrearage", "AccountOverdueError", False,
-                  "Access denied, please make sure your account is in good standing.",
-                  "Top up or settle the overdue bill in the Alibaba Cloud billing console, then retry.",
-                  guide="overdue"),
+                  also=("model.notexist", "model_not_supported"), guide="not_found"),
+        ErrorFact("workspace_not_found", 404, "WorkSpaceNotFound", "WorkSpaceNotFound", "WorkSpaceNotFound",
+                  "WorkspaceNotFoundError", False, "WorkSpace can not be found.",
+                  "Check the workspace id (console > Workspaces > Workspace Details): DASHSCOPE_WORKSPACE / "
+                  "QWEN_NB_<NAME>_WORKSPACE.", guide="workspace_unknown"),
+        ErrorFact("not_found", 404, "NotFound", "not_found", "invalid_request_error", "ServiceError", False,
+                  "Request path not found.", "Check the URL path and the base URL (…/compatible-mode/v1 for the "
+                  "openai SDK, …/api/v1 for dashscope)."),
         ErrorFact("method", 405, "MethodNotAllowed", "method_not_allowed", "invalid_request_error", "ServiceError",
                   False, "Method not allowed.", "Use POST for calls and GET for lists."),
-        ErrorFact("quota", 429, "Throttling.AllocationQuota", "insufficient_quota", "insufficient_quota",
-                  "QuotaExceededError", False, "Allocated quota exceeded, please increase your quota limit.",
-                  "Check the free quota and billing of this account in the console, or use another workspace's "
-                  "profile.", also=("throttling.allocation_quota",), guide="quota"),
+        # 429: rates (try again) and what only looks like one (never retried)
         ErrorFact("rate_limit", 429, "Throttling.RateQuota", "limit_requests", "limit_requests", "RateLimitError",
                   True, "Requests rate limit exceeded, please try again later.",
-                  "Wait a little, lower concurrency (chat_many(concurrency=...)), or raise the rate limit in the "
-                  "console.", also=("throttling", "rate_limit_exceeded", "ratelimit"), guide="rate_limit"),
+                  "Wait a little, lower concurrency (chat_many(concurrency=...)) or add a requests-per-minute "
+                  "limit; limits are per account and model, shared by all its workspaces.",
+                  also=("throttling", "rate_limit_exceeded", "ratelimit", "limitrequests"), guide="rate_limit",
+                  compat_message="You have exceeded your current request limit."),
+        ErrorFact("burst_rate", 429, "Throttling.BurstRate", "limit_burst_rate", "limit_burst_rate", "RateLimitError",
+                  True, "Request rate increased too quickly. To ensure system stability, please adjust your client "
+                  "logic to scale requests more smoothly over time.",
+                  "Ramp the request rate up gradually (start with lower concurrency and raise it).",
+                  guide="rate_limit"),
+        ErrorFact("token_limit", 429, "Throttling.AllocationQuota", "insufficient_quota", "insufficient_quota",
+                  "TokenLimitError", True, "Allocated quota exceeded, please increase your quota limit.",
+                  "Wait for the minute's tokens to free up, send shorter prompts, or ask for a higher "
+                  "tokens-per-minute limit; limits are per account and model.",
+                  also=("throttling.allocation_quota",), guide="rate_limit"),
+        ErrorFact("free_quota", 429, "Throttling.AllocationQuota", "insufficient_quota", "insufficient_quota",
+                  "QuotaExceededError", False, "Free allocated quota exceeded.",
+                  "The model's free quota is used up and it has no pay-as-you-go price for this account: choose "
+                  "another model or plan. Not retried.", match="free allocated quota", guide="quota"),
+        ErrorFact("not_subscribed", 429, "CommodityNotPurchased", "CommodityNotPurchased", "CommodityNotPurchased",
+                  "NotSubscribedError", False, "Commodity has not purchased yet.",
+                  "The workspace (or the account) is not subscribed to Model Studio in this region: activate it in "
+                  "the console. Not a rate limit; not retried.", guide="not_subscribed"),
+        ErrorFact("budget", 429, "BudgetExhausted", "budget_exhausted", "budget_exhausted", "ServiceBudgetError",
+                  False, "The budget configured in Budget Management has been exhausted. You will be unable to make "
+                  "further API calls until the budget limit is increased or reset.",
+                  "Raise or reset the budget in the console's Budget Management (it may be set for the account, "
+                  "the workspace or the API key). Not retried.", match="budget management", guide="budget",
+                  evidence="unverified"),
+        ErrorFact("prepaid_overdue", 429, "PrepaidBillOverdue", "PrepaidBillOverdue", "PrepaidBillOverdue",
+                  "AccountOverdueError", False, "The prepaid bill is overdue.",
+                  "Settle the overdue bill in the Alibaba Cloud billing console. Not retried.", guide="overdue"),
+        ErrorFact("postpaid_overdue", 429, "PostpaidBillOverdue", "PostpaidBillOverdue", "PostpaidBillOverdue",
+                  "AccountOverdueError", False, "The postpaid bill is overdue.",
+                  "Settle the overdue bill in the Alibaba Cloud billing console. Not retried.", guide="overdue"),
+        # 5xx: the service side; try again
         ErrorFact("internal", 500, "InternalError", "internal_error", "internal_error", "ServerError", True,
-                  "An internal error has occured, please try again later or contact service support.",
-                  "This is on the service side; retry later, or try another region or model.", guide="server"),
+                  "An internal error has occured, try again later or contact service support.", _SERVER_FIX,
+                  also=("internalerror.algo", "systemerror", "modelservicefailed", "internalerror.timeout"),
+                  guide="server"),
+        ErrorFact("request_timeout", 500, "RequestTimeOut", "request_timeout", "request_timeout", "ServerError", True,
+                  "Request timed out, try again later.", _SERVER_FIX, guide="server"),
         ErrorFact("bad_gateway", 502, "InternalError", "internal_error", "internal_error", "ServerError", True,
-                  "Bad gateway.", "This is on the service side; retry later, or try another region or model.",
-                  guide="server"),
-        ErrorFact("unavailable", 503, "ServiceUnavailable", "service_unavailable", "service_unavailable",
-                  "ServerError", True, "Service unavailable.",
-                  "This is on the service side; retry later, or try another region or model.", guide="server"),
+                  "Bad gateway.", _SERVER_FIX, guide="server"),
+        ErrorFact("unavailable", 503, "ModelUnavailable", "model_unavailable", "model_unavailable", "ServerError",
+                  True, "Model is unavailable, try again later.", _SERVER_FIX,
+                  also=("serviceunavailable", "service_unavailable"), guide="server"),
+        ErrorFact("serving", 503, "ModelServingError", "model_serving_error", "model_serving_error", "ServerError",
+                  True, "Too many requests. Your requests are being throttled due to system capacity limits. Try "
+                  "again later.", _SERVER_FIX, guide="server"),
         ErrorFact("timeout", 504, "GatewayTimeout", "gateway_timeout", "gateway_timeout", "ServerError", True,
-                  "Gateway timeout.", "This is on the service side; retry later, or try another region or model.",
-                  guide="server"),
+                  "Gateway timeout.", _SERVER_FIX, guide="server", evidence="unverified"),
     )
 }
 
@@ -326,10 +411,14 @@ STATUS_CLASS = {400: "InvalidParameterError", 401: "InvalidKeyError", 403: "Acce
                 404: "ModelNotFoundError", 429: "RateLimitError"}
 
 
+def _codes(fact: ErrorFact) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c.lower() for c in (fact.native, fact.compat, *fact.also)))
+
+
 def _index_codes() -> dict[str, list[ErrorFact]]:
     index: dict[str, list[ErrorFact]] = {}
     for fact in ERRORS.values():
-        for code in dict.fromkeys(c.lower() for c in (fact.native, fact.compat, *fact.also)):
+        for code in _codes(fact):
             index.setdefault(code, []).append(fact)
     return index
 
@@ -343,15 +432,17 @@ def error_fact(code: str | None, status: int | None = None, message: str = "") -
     Where rows share a code, the one whose ``match`` is in ``message`` wins, else the one
     without a ``match`` (of ``status`` when given). Unlisted ``Throttling.*`` codes are rate limits.
     """
+    low = (message or "").lower()
+    if low:  # rows told apart by their message (some share a code; some codes are not known)
+        for fact in ERRORS.values():
+            if fact.match and fact.match in low and (status is None or fact.status == status) and (
+                    not code or code.lower() in _codes(fact)):
+                return fact
     if not code:
         return None
     c = code.lower()
     rows = _BY_CODE.get(c)
     if rows:
-        low = (message or "").lower()
-        for fact in rows:
-            if fact.match and fact.match in low:
-                return fact
         plain = [f for f in rows if not f.match]
         for fact in plain:
             if status is None or fact.status == status:

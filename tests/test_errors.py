@@ -16,11 +16,11 @@ from qwen_nb.errors import (
     ModelNotFoundError,
     ModelNotGrantedError,
     NetworkError,
-    QuotaExceededError,
     QwenNbError,
     RateLimitError,
     ServerError,
     StreamInterruptedError,
+    TokenLimitError,
 )
 
 KEY_A = "sk-0123456789abcdef0123456789abcdef"
@@ -95,7 +95,8 @@ def test_rate_limit_keeps_retry_after():
 @pytest.mark.parametrize(
     "code, st, cls, retryable",
     [
-        ("insufficient_quota", 429, QuotaExceededError, False),
+        # tokens per minute: the service means "try again" (its documented error table)
+        ("insufficient_quota", 429, TokenLimitError, True),
         ("DataInspectionFailed", 400, ContentBlockedError, False),
         ("Arrearage", 400, AccountOverdueError, False),
         ("InvalidParameter", 400, InvalidParameterError, False),
