@@ -42,6 +42,10 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _shared_host(region: str) -> str:
+    return next((r.host for r in facts.REGION_FACTS if r.id == region), "x")
+
+
 def check_base_url(url: Any, *, what: str = "base_url") -> str:
     """A host root that serves both APIs (``https://proxy.example.com/dashscope``), without a trailing API path.
 
@@ -95,6 +99,15 @@ class Profile:
             object.__setattr__(self, "key", clean_key(self.key, source=f"key of profile {self.name!r}"))
         if self.base_url is not None:
             object.__setattr__(self, "base_url", check_base_url(self.base_url, what=f"base_url of {self.name!r}"))
+        if not self.workspace and not self.base_url and not _shared_host(self.region):
+            var = "DASHSCOPE_WORKSPACE" if self.name == "default" else \
+                f"QWEN_NB_{self.name.upper().replace('-', '_')}_WORKSPACE"
+            raise InputError(
+                f"Profile {self.name!r} is in {get_region(self.region).label} [{self.region}], which has no shared "
+                "host: its calls go to its workspace's own host, so the profile needs a workspace id.",
+                fix=f"Set {var}=llm-... (console > Workspaces > Workspace Details), or add_profile(..., "
+                "workspace='llm-...').",
+            )
 
     @property
     def masked_key(self) -> str:

@@ -39,6 +39,12 @@ class Region:
         """The host to call: the workspace gateway if a workspace is given, else the shared one."""
         if workspace:
             return self.gateway_template.format(workspace=workspace, region=self.id)
+        if not self.host:
+            raise InputError(
+                f"{self.label} [{self.id}] has no shared host: calls go to a workspace's own host.",
+                fix="Give the profile its workspace id (QWEN_NB_<NAME>_WORKSPACE=llm-..., shown on the console's "
+                "Workspaces page), or add_profile(..., workspace='llm-...').",
+            )
         return self.host
 
     def compatible_base(self, workspace: str | None = None) -> str:

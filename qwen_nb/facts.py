@@ -80,7 +80,8 @@ class RegionFact:
 
     id: str
     label: str
-    #: the shared ("DashScope domain") host, any workspace's key of the region may call it
+    #: the shared ("DashScope domain") host, any workspace's key of the region may call it; "" where the
+    #: region has none and every call goes to a workspace host (the profile needs a workspace id)
     host: str
     currency: str = "USD"
     aliases: tuple[str, ...] = ()
@@ -93,10 +94,11 @@ REGION_FACTS: tuple[RegionFact, ...] = (
                aliases=("beijing", "china", "cn")),
     RegionFact("cn-hongkong", "Hong Kong", "https://cn-hongkong.dashscope.aliyuncs.com",
                aliases=("hongkong", "hong-kong", "hk")),
-    RegionFact("us-east-1", "US (Virginia)", "https://dashscope-intl.aliyuncs.com", aliases=("us", "virginia")),
-    RegionFact("eu-central-1", "Germany (Frankfurt)", "https://dashscope-intl.aliyuncs.com",
-               aliases=("frankfurt", "germany", "eu")),
-    RegionFact("ap-northeast-1", "Japan (Tokyo)", "https://dashscope-intl.aliyuncs.com", aliases=("tokyo", "japan")),
+    # the service's base-URL page (English edition) gives US its own shared host
+    RegionFact("us-east-1", "US (Virginia)", "https://dashscope-us.aliyuncs.com", aliases=("us", "virginia")),
+    # Frankfurt and Tokyo have workspace hosts only (the base-URL and OpenAI-compatible chat pages)
+    RegionFact("eu-central-1", "Germany (Frankfurt)", "", aliases=("frankfurt", "germany", "eu")),
+    RegionFact("ap-northeast-1", "Japan (Tokyo)", "", aliases=("tokyo", "japan")),
 )
 REGION_IDS: tuple[str, ...] = tuple(r.id for r in REGION_FACTS)
 DEFAULT_REGION = "ap-southeast-1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qwen_nb import catalog
+from qwen_nb._profiles import Profile
 from qwen_nb._regions import REGIONS, get_region, regions
 from qwen_nb.emulator.hosts import emulator_regions
 from qwen_nb.errors import InputError
@@ -16,7 +17,17 @@ def test_region_bases_follow_the_service_layout():
     assert sg.native_base() == "https://dashscope-intl.aliyuncs.com/api/v1"
     assert get_region("cn-beijing").native_base() == "https://dashscope.aliyuncs.com/api/v1"
     assert sg.native_base("llm-abc") == "https://llm-abc.ap-southeast-1.maas.aliyuncs.com/api/v1"
-    assert get_region("us-east-1").host == sg.host
+    # US (Virginia) has its own shared host; Frankfurt and Tokyo have workspace hosts only
+    assert get_region("us-east-1").host == "https://dashscope-us.aliyuncs.com"
+    assert get_region("eu-central-1").native_base("llm-abc") == "https://llm-abc.eu-central-1.maas.aliyuncs.com/api/v1"
+    with pytest.raises(InputError, match="no shared host"):
+        get_region("ap-northeast-1").native_base()
+
+
+def test_a_profile_in_a_workspace_only_region_needs_its_workspace_id():
+    with pytest.raises(InputError, match="QWEN_NB_DE_WORKSPACE"):
+        Profile("de", region="eu-central-1", key="sk-0123456789abcdef0123")
+    assert Profile("de", region="eu-central-1", key="sk-0123456789abcdef0123", workspace="llm-abcd").workspace
 
 
 @pytest.mark.parametrize("alias,rid", [("Singapore", "ap-southeast-1"), ("beijing", "cn-beijing"),

@@ -326,3 +326,15 @@ def test_java_snippet_runs_against_the_emulator(session, emu, tmp_path: Path, ap
     r = _run(["java", "-Dfile.encoding=UTF-8", "Main.java"], emu, tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert answer_of(r.stdout, api, stream).startswith("I am Qwen")
+
+
+def test_us_profiles_get_the_us_host():
+    """US (Virginia) has its own shared host (the service's base-URL page), in code snippets and Show code."""
+    from qwen_nb.ledger import Ledger
+    from qwen_nb.session import Session
+
+    s = Session({"us": Profile("us", region="us-east-1", key=KEY)}, ledger=Ledger(":memory:"))
+    for api in ("openai", "dashscope"):
+        code = snippet(profile="us", api=api, session=s, language="python").code
+        assert "https://dashscope-us.aliyuncs.com" in code and "dashscope-intl" not in code
+    assert "dashscope-us.aliyuncs.com" in snippet(profile="us", session=s, language="curl").code

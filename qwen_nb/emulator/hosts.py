@@ -19,7 +19,7 @@ def emulator_regions(root: str) -> RegionTable:
         Region(
             r.id,
             r.label + " — local emulator",
-            f"{root}/{rid}",
+            f"{root}/{rid}" if r.host else "",  # like the service: no shared host where it has none
             gateway_template=root + "/{region}/ws/{workspace}",
             currency=r.currency,
         )
