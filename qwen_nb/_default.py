@@ -17,14 +17,14 @@ from qwen_nb._profiles import Profile, ProfileTable, load_profiles
 from qwen_nb._settings import ConfigReport, Settings
 from qwen_nb.errors import InputError, QwenNbError
 from qwen_nb.results import ChatResult
-from qwen_nb.session import AsyncChatStream, ChatStream, Session
+from qwen_nb.session import AsyncChatStream, ChatStream, GrantResult, Session
 
 if TYPE_CHECKING:
     from qwen_nb.ledger import Ledger, UsageReport
 
 __all__ = [
     "achat", "add_profile", "astream_chat", "chat", "chat_many", "connect", "default_session", "explain_config",
-    "list_models", "profiles", "set_default_session", "stream_chat", "usage",
+    "grant", "list_models", "profiles", "revoke", "set_default_session", "stream_chat", "usage",
 ]
 
 _default: Session | None = None
@@ -151,6 +151,16 @@ def chat_many(prompts: Sequence[Any], **kw: Any) -> list[ChatResult | QwenNbErro
 def list_models(profile: str | None = None, api: str = "openai") -> list[str]:
     """``Session.list_models`` on the default session."""
     return default_session().list_models(profile, api=api)
+
+
+def grant(models: str | Sequence[str], profile: str | None = None) -> GrantResult:
+    """``Session.grant`` on the default session: grant models to a profile's workspace."""
+    return default_session().grant(models, profile)
+
+
+def revoke(models: str | Sequence[str], profile: str | None = None) -> GrantResult:
+    """``Session.revoke`` on the default session: take models away from a profile's workspace."""
+    return default_session().revoke(models, profile)
 
 
 def profiles() -> ProfileTable:

@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from qwen_nb._guidance import ErrorContext, ServiceFailure
+from qwen_nb._guidance import ErrorContext, ServiceFailure, guided_error
 from qwen_nb._pipeline import Call, CancelToken, Pipeline, base_url_for
 from qwen_nb._profiles import Profile, load_profiles
 from qwen_nb._regions import REGIONS, Region, RegionTable, get_region
@@ -26,10 +27,13 @@ from qwen_nb._settings import Settings
 from qwen_nb._streams import AsyncChatStream, ChatStream
 from qwen_nb.backends import DEFAULT_TIMEOUT, create_backend
 from qwen_nb.errors import (
+    AccessDeniedError,
     BudgetExceededError,
     ConfigError,
     InputError,
+    NetworkError,
     QwenNbError,
+    ServiceError,
 )
 from qwen_nb.requests import ChatRequest, build_request, check_api, check_model
 from qwen_nb.results import ChatResult
@@ -41,10 +45,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("qwen_nb")
 
-__all__ = ["AsyncChatStream", "ChatStream", "Session"]
+__all__ = ["AsyncChatStream", "ChatStream", "GrantResult", "Session"]
 
 #: keyword arguments of the call methods that are not generation parameters
 _CALL_OPTIONS = ("keep_raw", "cancel")
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    """What ``grant()`` / ``revoke()`` changed: the workspace, the models, and the service's request ids."""
+
+    profile: str
+    workspace: str | None
+    models: tuple[str, ...]
+    granted: bool
+    request_ids: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        verb = "granted to" if self.granted else "revoked from"
+        return f"{', '.join(self.models)} {verb} workspace {self.workspace} (profile {self.profile!r})"
+
+    def _repr_markdown_(self) -> str:
+        return f"✓ {self}"
 
 
 class Session:
@@ -423,18 +445,114 @@ class Session:
 
         return run_many(self, prompts, concurrency=concurrency, progress=progress, kw=kw)
 
+    # ------------------------------------------------------------------ grants
+
+    def _native_base(self, prof: Profile) -> str:
+        return base_url_for(prof, self.region(prof.name), "dashscope")
+
+    def _permissions_error(self, exc: Exception, prof: Profile, what: str) -> QwenNbError:
+        from qwen_nb.backends.permissions import PermissionsFailure
+
+        assert isinstance(exc, PermissionsFailure)
+        failure = exc.failure
+        region = self.region(prof.name)
+        call = Call(prof, region, "dashscope", ChatRequest(model=self.default_model, messages=[]),
+                    self._native_base(prof))
+        err = guided_error(failure, self._context(call, 1, failure))
+        err.model = None
+        if failure.status in (401, 403) and what != "list":
+            # the key may not change this workspace's grants: say so, not "grant the model"
+            err = AccessDeniedError(
+                f"The key of profile {prof.name!r} ({prof.masked_key}) may not change the model grants of "
+                f"workspace {prof.workspace} in {region.label} [{region.id}].",
+                fix="Change grants with the Alibaba Cloud account (its key, or the console: the workspace > model "
+                "permissions); a sub-workspace's own key is usually not allowed to.",
+                status=failure.status, code=failure.code, request_id=failure.request_id, profile=prof.name,
+                region=prof.region, api="dashscope", raw=failure.body)
+        return err
+
+    def granted_models(self, profile: str | Profile | None = None, *, refresh: bool = False) -> list[str]:
+        """The models ``profile``'s workspace was granted, from the service's permissions list (one call).
+
+        Needs a workspace id on the profile (a default-workspace key may call every model the
+        account has). Cached on the session like ``list_models``.
+        """
+        from qwen_nb.backends.permissions import PermissionsFailure, granted_models
+
+        prof = self.get_profile(profile)
+        if not prof.workspace:
+            raise InputError(f"Profile {prof.name!r} has no workspace id: its grants cannot be listed.",
+                             fix="Set QWEN_NB_<NAME>_WORKSPACE=llm-... (console > Workspaces), or use list_models().")
+        cached = None if refresh else self._model_lists.get((prof.name, "granted"))
+        if cached is not None:
+            return list(cached)
+        try:
+            names = granted_models(self._native_base(prof), prof.key, timeout=self.timeout)
+        except PermissionsFailure as exc:
+            raise self._permissions_error(exc, prof, "list") from None
+        with self._lock:
+            self._model_lists[(prof.name, "granted")] = list(names)
+        return names
+
+    def grant(self, models: str | Sequence[str], profile: str | Profile | None = None) -> GrantResult:
+        """Grant ``models`` to ``profile``'s workspace for inference (the service's permissions API)."""
+        return self._set_grants(models, profile, allow=True)
+
+    def revoke(self, models: str | Sequence[str], profile: str | Profile | None = None) -> GrantResult:
+        """Take inference on ``models`` away from ``profile``'s workspace."""
+        return self._set_grants(models, profile, allow=False)
+
+    def _set_grants(self, models: str | Sequence[str], profile: str | Profile | None, *, allow: bool) -> GrantResult:
+        from qwen_nb.backends.permissions import MAX_MODELS, PermissionsFailure, set_inference
+
+        names = [models] if isinstance(models, str) else list(models) if isinstance(models, Sequence) else None
+        if not names:
+            raise InputError(f"Give the models to {'grant' if allow else 'revoke'}, got {models!r}.",
+                             fix="E.g. q.grant(['qwen-max'], profile='team-a').")
+        names = [check_model(m) for m in names]
+        prof = self.get_profile(profile)
+        if not prof.workspace:
+            raise InputError(f"Profile {prof.name!r} has no workspace id: grants are set per workspace.",
+                             fix="Use the profile of the sub-workspace (with QWEN_NB_<NAME>_WORKSPACE set).")
+        request_ids = []
+        for i in range(0, len(names), MAX_MODELS):
+            try:
+                reply = set_inference(self._native_base(prof), prof.key, names[i:i + MAX_MODELS], allow,
+                                      timeout=self.timeout)
+            except PermissionsFailure as exc:
+                raise self._permissions_error(exc, prof, "set") from None
+            request_ids.append(reply.get("request_id"))
+        with self._lock:
+            self._model_lists.pop((prof.name, "granted"), None)
+            self._model_lists = {k: v for k, v in self._model_lists.items() if k[0] != prof.name}
+            if allow:
+                self._not_granted.get(prof.name, set()).difference_update(names)
+        return GrantResult(prof.name, prof.workspace, tuple(names), allow, tuple(r for r in request_ids if r))
+
     def list_models(self, profile: str | Profile | None = None, api: str = "openai", *,
                     refresh: bool = False) -> list[str]:
-        """Model ids the service lists for a profile's key (``GET /compatible-mode/v1/models``).
+        """The models a profile can call: its workspace's grants, or the region's list for its key.
 
-        Cached per (profile, api) on the session (``refresh=True`` asks the service again); every
-        view of the session (model pickers included) shares this one cache.
+        A profile with a workspace id gets its workspace's grants from the service's permissions
+        list (``granted_models``); where that list is not available it falls back to the model list
+        of the API (``GET /compatible-mode/v1/models``, which lists the region's catalogue). Cached
+        per (profile, api) on the session (``refresh=True`` asks the service again); every view of
+        the session (model pickers included) shares this one cache.
         """
         api = check_api(api)
         prof = self.get_profile(profile)
         cached = None if refresh else self._model_lists.get((prof.name, api))
         if cached is not None:
             return list(cached)
+        if prof.workspace:
+            try:
+                granted = self.granted_models(prof, refresh=refresh)
+            except (ServiceError, NetworkError) as unavailable:
+                log.debug("qwen-nb: no permissions list for %s (%s); listing the API's models", prof.name,
+                          type(unavailable).__name__)
+            else:
+                self._model_lists[(prof.name, api)] = list(granted)
+                return granted
         region = self.region(prof.name)
         call = Call(prof, region, api, ChatRequest(model=self.default_model, messages=[]),
                     base_url_for(prof, region, api))
