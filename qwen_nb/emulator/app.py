@@ -38,7 +38,7 @@ from starlette.routing import Route
 from qwen_nb.catalog import MODELS, ModelInfo, model_info
 from qwen_nb.emulator import wire
 from qwen_nb.emulator.config import Workspace
-from qwen_nb.emulator.replies import Reply, build_reply, get_tokenizer, prompt_tokens
+from qwen_nb.emulator.replies import Reply, build_reply, count_tokens, get_tokenizer, prompt_tokens, render_prompt
 from qwen_nb.emulator.state import (
     KEEP_BODY_BYTES,
     EmulatorState,
@@ -225,6 +225,29 @@ def _input_limit(info: ModelInfo) -> int:
     return info.context
 
 
+def _surely_over(messages: list[dict[str, Any]], limit: int, piece: int = 1_000_000) -> bool:
+    """True if the prompt surely has more than ``limit`` tokens, found without counting all of a huge one.
+
+    Only tried when the text is over four bytes per allowed token (English runs about 4.5): it is
+    counted a piece at a time, cut at whitespace, and given up on as soon as the pieces (less a
+    generous margin per cut) pass the limit; otherwise the caller counts exactly.
+    """
+    text = render_prompt(messages)
+    if len(text) <= 4 * limit:
+        return False
+    total = pieces = pos = 0
+    while pos < len(text):
+        end = min(len(text), pos + piece)
+        while end < len(text) and not text[end].isspace() and end - pos < 2 * piece:
+            end += 1
+        total += count_tokens(text[pos:end])
+        pieces += 1
+        if total - 16 * pieces > limit:
+            return True
+        pos = end
+    return False
+
+
 def prepare_chat(job: ChatJob) -> ChatPlan:
     """Parse, validate and answer a chat body: the CPU-heavy part of a chat request, without I/O or state."""
     plan = ChatPlan()
@@ -249,6 +272,7 @@ def prepare_chat(job: ChatJob) -> ChatPlan:
             req = parse_compatible(body)
         else:
             req = parse_native(body, stream=job.sse)
+        plan.summary["stream"] = req.stream
         info = _model(req.model, job.region, job.protocol)
         if not _granted(job.grants, req.model):
             raise _Fail("access_denied", (
@@ -266,8 +290,8 @@ def prepare_chat(job: ChatJob) -> ChatPlan:
         fmt = (req.response_format or {}).get("type")
         if fmt == "json_object" and not any("json" in (m.get("text") or "").lower() for m in req.messages):
             raise _Fail("invalid_parameter", MSG_JSON_WORD, param="response_format")
-        tokens = prompt_tokens(req.messages, req.tools)
         limit = _input_limit(info)
+        tokens = limit + 1 if _surely_over(req.messages, limit) else prompt_tokens(req.messages, req.tools)
         if tokens > limit:
             msg = f"Range of input length should be [1, {limit}]"
             if job.protocol == "compatible":
@@ -438,6 +462,7 @@ class EmulatorApp:
         self.max_body_bytes = int(max_body_bytes)
         self.offload = Offload()
         self._big = asyncio.Semaphore(BIG_BODIES_AT_ONCE)
+        self._watch: Any = None
 
     def close(self) -> None:
         """Release the worker process."""
@@ -529,9 +554,19 @@ class EmulatorApp:
         ctx.body_bytes = len(buf)
         return bytes(buf)
 
+    async def _watch_loop(self, every: float = 0.02) -> None:
+        """Wake up every ``every`` seconds and note how late: a stalled event loop shows in ``stats()``."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + every
+            await asyncio.sleep(every)
+            self.state.note_loop_lag(max(0.0, loop.time() - due))
+
     # -- routes ------------------------------------------------------------
     async def dispatch(self, request: Request) -> Response:
         """Entry point for every path."""
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._watch_loop())
         path = request.url.path
         if path.startswith("/_emulator"):
             return await self.control(request, path)

@@ -186,6 +186,9 @@ class EmulatorState:
         self._fault_rng = random.Random(0)
         #: how late each streamed write left the emulator compared with its pacing (seconds)
         self.lateness: deque[float] = deque(maxlen=200_000)
+        #: worst delay of the event loop's own wake-ups (seconds), and how many passed 100 ms
+        self.loop_lag_max = 0.0
+        self.loop_stalls = 0
         self.reset()
 
     # -- pacing and faults -------------------------------------------------
@@ -202,6 +205,7 @@ class EmulatorState:
             self._counters = Counters()
             self._fault_rng = random.Random(0)
             self.lateness.clear()
+            self.loop_lag_max, self.loop_stalls = 0.0, 0
 
     def set_faults(self, **changes: Any) -> Pacing:
         """Change pacing/fault fields (see ``Pacing``); returns the new settings."""
@@ -324,14 +328,23 @@ class EmulatorState:
             return new
 
     def stats(self) -> dict[str, Any]:
-        """How punctual streaming has been since the last reset: lateness of writes, in ms."""
+        """How punctual the emulator has been since the last reset, in ms: lateness of streamed
+        writes, and the worst stall of its event loop (``loop_stalls_over_100ms`` counts them)."""
         late = sorted(self.lateness)
 
         def pct(q: float) -> float | None:
             return round(late[min(len(late) - 1, int(q / 100 * len(late)))] * 1000, 3) if late else None
 
         return {"writes": len(late), "late_ms_p50": pct(50), "late_ms_p99": pct(99),
-                "late_ms_max": round(late[-1] * 1000, 3) if late else None}
+                "late_ms_max": round(late[-1] * 1000, 3) if late else None,
+                "loop_lag_ms_max": round(self.loop_lag_max * 1000, 1), "loop_stalls_over_100ms": self.loop_stalls}
+
+    def note_loop_lag(self, seconds: float) -> None:
+        """Record how late the event loop woke up once."""
+        if seconds > self.loop_lag_max:
+            self.loop_lag_max = seconds
+        if seconds > 0.1:
+            self.loop_stalls += 1
 
     # -- recording ---------------------------------------------------------
     def record(self, rec: RecordedRequest, *, chat: bool = False) -> None:
