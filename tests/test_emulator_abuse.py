@@ -287,6 +287,21 @@ def test_stalled_clients_are_disconnected(small):
         assert c.chat.completions.create(model="qwen-plus", messages=HELLO).choices
 
 
+def test_bodies_waiting_for_the_emulator_are_not_taken_for_stalled_clients():
+    """Big bodies queue for the helper process; meanwhile the server stops reading them: not a client stall."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = json.dumps({"model": "qwen-plus", "messages": [{"role": "user", "content": ESSAY * 6}]}).encode()
+    with Emulator(client_timeout=0.2) as emu:
+        def one(_: int) -> int:
+            return httpx.post(emu.base_url(SG, "openai") + "/chat/completions", content=body, timeout=120,
+                              headers={"Authorization": f"Bearer {emu.key()}",
+                                       "Content-Type": "application/json"}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(one, range(8))) == [200] * 8
+
+
 def test_connections_beyond_the_limit_get_503_then_recover(small):
     hogs = [socket.create_connection(("127.0.0.1", small.port)) for _ in range(8)]
     try:

@@ -151,7 +151,7 @@ def _too_large(size: int, limit: int) -> _Fail:
 class ChatJob:
     """Everything needed to turn a chat request body into an answer plan (picklable)."""
 
-    raw: bytes
+    raw: bytes | bytearray
     protocol: str
     sub: str
     region: str
@@ -535,7 +535,7 @@ class EmulatorApp:
             raise _Fail("rate_limit", MSG_RATE, headers=self._retry_after())
         return ws
 
-    async def _read_body(self, request: Request, ctx: _Ctx) -> bytes:
+    async def _read_body(self, request: Request, ctx: _Ctx) -> bytearray:
         """The body, read piece by piece and refused as soon as it passes ``max_body_bytes``."""
         declared = _content_length(request)
         if declared is not None:
@@ -552,7 +552,7 @@ class EmulatorApp:
         except ClientDisconnect:
             raise _ClientGone() from None
         ctx.body_bytes = len(buf)
-        return bytes(buf)
+        return buf
 
     async def _watch_loop(self, every: float = 0.02) -> None:
         """Wake up every ``every`` seconds and note how late: a stalled event loop shows in ``stats()``."""

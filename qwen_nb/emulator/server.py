@@ -67,8 +67,12 @@ def guarded_h11(client_timeout: float) -> type:
 
         def _stalled(self) -> None:
             self._guard = None
-            if not self.transport.is_closing():
-                self.transport.close()
+            if self.transport.is_closing():
+                return
+            if self.flow is not None and self.flow.read_paused:
+                self._arm()  # the server stopped reading (the app is busy with the body so far): not the client
+                return
+            self.transport.close()
 
     return GuardedH11Protocol
 
