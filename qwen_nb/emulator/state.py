@@ -349,7 +349,7 @@ class EmulatorState:
     # -- recording ---------------------------------------------------------
     def record(self, rec: RecordedRequest, *, chat: bool = False) -> None:
         """Log a request (bounded) and count it (exactly); ``chat``: it was a POST to a chat endpoint."""
-        for name in ("method", "endpoint", "region", "workspace", "model"):
+        for name in ("method", "path", "endpoint", "region", "workspace", "key", "model"):
             value = getattr(rec, name)
             if isinstance(value, str) and len(value) <= 100:
                 setattr(rec, name, sys.intern(value))
