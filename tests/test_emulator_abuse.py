@@ -164,6 +164,16 @@ def test_requests_without_a_valid_key_are_counted_but_their_bodies_never_kept(em
     assert c["total"] == 2 and c["unauthenticated"] == 2 and c["by_status"] == {"401": 2}
 
 
+def test_odd_paths_are_logged_small_and_counted_together(emu):
+    auth = {"Authorization": f"Bearer {emu.key()}"}
+    for i in range(3):
+        assert httpx.get(f"{emu.url}/{SG}/compatible-mode/v1/x{i}" + "y" * 5000, headers=auth).status_code == 404
+    assert httpx.get(f"{emu.url}/mars-1/" + "z" * 5000).status_code == 404
+    recs = emu.requests
+    assert all(r.endpoint == "(other)" and len(r.path) <= 300 for r in recs)
+    assert recs[-1].region is None and emu.counters()["by_endpoint"] == {"(other)": 4}
+
+
 def test_the_log_is_bounded_and_old_entries_drop_their_bodies(monkeypatch):
     monkeypatch.setattr(state_mod, "MAX_RECORDED", 50)
     monkeypatch.setattr(state_mod, "KEEP_BODIES", 10)

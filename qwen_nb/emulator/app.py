@@ -56,6 +56,7 @@ NATIVE_TEXT = "/api/v1/services/aigc/text-generation/generation"
 NATIVE_VISION = "/api/v1/services/aigc/multimodal-generation/generation"
 PERMISSIONS = "/api/v1/models/permissions"
 CHAT_ENDPOINTS = (COMPAT_CHAT, NATIVE_TEXT, NATIVE_VISION)
+ENDPOINTS = (*CHAT_ENDPOINTS, COMPAT_MODELS, PERMISSIONS)
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
 
 #: Largest request body accepted. The service documents no request-size limit for chat calls
@@ -498,17 +499,18 @@ class EmulatorApp:
         token = auth.partition(" ")[2].strip() if " " in auth else auth.strip()
         summary = ctx.summary if ctx.authenticated else {}
         keep = ctx.authenticated and ctx.body is not None
+        path = request.url.path
         self.state.record(RecordedRequest(
             method=request.method,
-            path=request.url.path,
+            path=path if len(path) <= 300 else path[:299] + "…",  # a log entry stays small, whatever is sent
             body=ctx.body if keep else None,
             headers=mask_headers(dict(request.headers)),
             status=status,
             time=time.time(),
             request_id=rid,
-            endpoint=sub or request.url.path,
+            endpoint=sub if sub in ENDPOINTS else "(other)",
             region=region,
-            workspace=ctx.workspace or ws_id,
+            workspace=ctx.workspace or (ws_id[:100] if ws_id else None),
             key=mask_key(token) if token else None,
             authenticated=ctx.authenticated,
             model=summary.get("model"),
@@ -602,8 +604,8 @@ class EmulatorApp:
                                                    param=bad.param), rid)
         except _ClientGone:
             response = Response(status_code=CLIENT_GONE)  # nobody reads it: the connection is gone
-        known = sub if region in REGIONS else None
-        self._record(request, ctx, response.status_code, rid, region if region in REGIONS else None, ws_id, known)
+        known = region in REGIONS
+        self._record(request, ctx, response.status_code, rid, region if known else None, ws_id, sub if known else None)
         return response
 
     async def list_models(self, request: Request, region: str, ws_id: str | None, sub: str, protocol: str,

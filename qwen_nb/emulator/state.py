@@ -51,7 +51,8 @@ class RecordedRequest:
     request_id: str
     #: position in the log since the last reset (1, 2, ...)
     seq: int = 0
-    #: the route without region and workspace prefix, e.g. "/compatible-mode/v1/chat/completions"
+    #: the route without region and workspace prefix, e.g. "/compatible-mode/v1/chat/completions",
+    #: or "(other)" for a path the emulator does not serve (``path`` has it, cut to 300 characters)
     endpoint: str = ""
     region: str | None = None
     #: workspace id: the key's workspace, or the gateway path's for an unauthenticated request
