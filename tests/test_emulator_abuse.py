@@ -312,6 +312,14 @@ def test_bodies_waiting_for_the_emulator_are_not_taken_for_stalled_clients():
             assert list(pool.map(one, range(8))) == [200] * 8
 
 
+def test_guard_settings_are_checked():
+    from qwen_nb.errors import InputError
+
+    for bad in ({"client_timeout": 0}, {"max_connections": -1}, {"max_body_bytes": "big"}):
+        with pytest.raises(InputError, match="positive"):
+            Emulator(**bad)
+
+
 def test_connections_beyond_the_limit_get_503_then_recover(small):
     hogs = [socket.create_connection(("127.0.0.1", small.port)) for _ in range(8)]
     try:

@@ -281,7 +281,8 @@ class Emulator:
         return self.state.grants(self.config.workspace(workspace))
 
     def stats(self) -> dict[str, Any]:
-        """Punctuality of paced streaming since the last reset (lateness of writes in ms)."""
+        """Punctuality since the last reset, in ms: lateness of paced streamed writes, and the worst
+        stall of the emulator's event loop (``loop_lag_ms_max``, ``loop_stalls_over_100ms``)."""
         return self.state.stats()
 
     @property
