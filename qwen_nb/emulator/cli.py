@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-window", type=float, default=None, help="rate-limit window, seconds (default 60)")
     p.add_argument("--reply-tokens", type=int, default=None,
                    help="make text answers at least this many tokens long (still capped by max_tokens)")
+    p.add_argument("--max-body-bytes", type=int, default=None,
+                   help="largest request body accepted (default 64 MiB); bigger ones get 400 InvalidParameter")
+    p.add_argument("--client-timeout", type=float, default=None,
+                   help="seconds a client may take to send its headers, or pause inside a body (default 10)")
+    p.add_argument("--max-connections", type=int, default=None,
+                   help="open connections served at once (default 1000); requests beyond get 503")
     return p
 
 
@@ -34,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         emu = Emulator(args.config, ttft=args.ttft, tokens_per_second=args.tps, latency=args.latency,
                        rate_limit=args.rate_limit, rate_window=args.rate_window, reply_tokens=args.reply_tokens,
-                       host=args.host, port=args.port)
+                       host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
+                       **{k: v for k, v in (("client_timeout", args.client_timeout),
+                                            ("max_connections", args.max_connections)) if v is not None})
         emu.start()
     except QwenNbError as exc:
         print(f"qwen-nb emulator: {exc}", file=sys.stderr)

@@ -13,6 +13,9 @@ TOML format (see ``qwen_nb/data/emulator_default.toml``)::
     rate_limit = 0          # requests per key per window, 0 = off
     rate_window = 60.0
     reply_tokens = 0        # lengthen text replies to at least this many tokens, 0 = natural length
+    fail_rate = 0.0         # fraction of model requests answering fail_status (500), at random
+    throttle_rate = 0.0     # fraction of model requests answering 429 Throttling, at random
+    retry_after = 1.5       # seconds sent as Retry-After on 429s (leave out: no header, like the service)
 
     [[workspace]]
     name = "team-a"                 # also the profile name
@@ -66,8 +69,15 @@ class Pacing:
     rate_window: float = 60.0
     #: the next N model requests answer 500 InternalError
     fail_next: int = 0
-    #: status used by fail_next (500 InternalError or 503 ServiceUnavailable)
+    #: status used by fail_next and fail_rate (500, 502, 503, 504, or 429 for a throttling answer)
     fail_status: int = 500
+    #: fraction (0..1) of model requests that answer ``fail_status``, drawn from a seeded generator
+    fail_rate: float = 0.0
+    #: fraction (0..1) of model requests that answer 429 Throttling.RateQuota, drawn likewise
+    throttle_rate: float = 0.0
+    #: seconds sent as ``Retry-After`` (and ``retry-after-ms``) on 429 answers; None sends no such
+    #: header, which is what the service does as far as its public documentation shows
+    retry_after: float | None = None
     #: streams are dropped after this many data events (None: never)
     cut_after: int | None = None
     #: how many streams to cut (None: every stream while cut_after is set)
@@ -89,14 +99,21 @@ class Pacing:
         nonneg("latency", self.latency)
         nonneg("rate_window", self.rate_window)
         nonneg("fail_next", self.fail_next, integer=True)
+        for name in ("fail_rate", "throttle_rate"):
+            value = getattr(self, name)
+            nonneg(name, value)
+            if value > 1:
+                raise InputError(f"Emulator setting {name}={value!r} must be a fraction between 0 and 1.")
+        if self.retry_after is not None:
+            nonneg("retry_after", self.retry_after)
         for name in ("tokens_per_second",):
             if getattr(self, name) is not None:
                 nonneg(name, getattr(self, name))
         for name in ("rate_limit", "cut_after", "cut_streams", "reply_tokens"):
             if getattr(self, name) is not None:
                 nonneg(name, getattr(self, name), integer=True)
-        if self.fail_status not in (500, 502, 503, 504):
-            raise InputError(f"fail_status={self.fail_status!r} must be one of 500, 502, 503, 504.")
+        if self.fail_status not in (429, 500, 502, 503, 504):
+            raise InputError(f"fail_status={self.fail_status!r} must be one of 429, 500, 502, 503, 504.")
         return self
 
 

@@ -528,12 +528,14 @@ def build_reply(
     seed: int | None = None,
     response_format: dict[str, Any] | None = None,
     min_tokens: int | None = None,
+    input_tokens: int | None = None,
 ) -> Reply:
     """The deterministic reply to a normalised request.
 
     ``messages`` items are ``{"role", "text", "images", "tool_calls"?, "name"?}``. ``min_tokens``
     lengthens a text answer (not a tool call or JSON) to at least that many tokens, before
-    ``stop`` and ``max_tokens`` apply.
+    ``stop`` and ``max_tokens`` apply. ``input_tokens``, when the caller already counted the
+    prompt (``prompt_tokens(messages, tools)``), saves counting it again.
     """
     key = [model, seed, [(m["role"], m.get("text"), m.get("images")) for m in messages]]
     last_user = next((m for m in reversed(messages) if m["role"] == "user"), None)
@@ -604,7 +606,7 @@ def build_reply(
         reasoning=reasoning,
         tool_calls=calls,
         finish_reason=finish,
-        input_tokens=prompt_tokens(messages, tools),
+        input_tokens=prompt_tokens(messages, tools) if input_tokens is None else input_tokens,
         output_tokens=out_tokens,
         reasoning_tokens=reasoning_tokens,
         image_tokens=IMAGE_TOKENS * n_images,

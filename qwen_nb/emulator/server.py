@@ -14,6 +14,69 @@ from qwen_nb.emulator.hosts import emulator_regions
 from qwen_nb.emulator.state import EmulatorState, RecordedRequest
 from qwen_nb.errors import InputError
 
+#: seconds a client may take to send a request's headers, or between two pieces of its body
+CLIENT_TIMEOUT = 10.0
+#: open connections (and requests in progress) served at once; requests beyond get 503
+MAX_CONNECTIONS = 1000
+
+
+def guarded_h11(client_timeout: float) -> type:
+    """uvicorn's h11 protocol, closing connections whose client stalls while sending a request.
+
+    uvicorn bounds the idle time between requests (``timeout_keep_alive``) but not a request in
+    flight: a client that trickles its headers, or stops halfway through its body, would hold its
+    connection forever. Here a request's headers must all arrive within ``client_timeout`` seconds
+    of its first byte (of the connection, for the first request), and a body may not pause for
+    longer than that between pieces.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _guard: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete:
+                if self._guard is None and not self.transport.is_closing():
+                    self._arm()  # (the rest of) a request's headers: a deadline from its first byte
+            elif cycle.more_body:
+                self._disarm()  # a body in progress: it may pause at most client_timeout
+                self._arm()
+            else:
+                self._disarm()  # the request is in: the app has it
+
+        def on_response_complete(self) -> None:
+            self._disarm()  # idle now: uvicorn's keep-alive timeout takes over
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._guard = self.loop.call_later(client_timeout, self._stalled)
+
+        def _disarm(self) -> None:
+            if self._guard is not None:
+                self._guard.cancel()
+                self._guard = None
+
+        def _stalled(self) -> None:
+            self._guard = None
+            if self.transport.is_closing():
+                return
+            if self.flow is not None and self.flow.read_paused:
+                self._arm()  # the server stopped reading (the app is busy with the body so far): not the client
+                return
+            self.transport.close()
+
+    return GuardedH11Protocol
+
 
 class Emulator:
     """A local Model Studio emulator serving every region on one loopback port.
@@ -24,6 +87,11 @@ class Emulator:
     ``ttft`` / ``tokens_per_second`` (or the config) say otherwise. Answers are a few
     sentences long; ``reply_tokens=N`` (or ``set_faults(reply_tokens=N)``) makes text answers
     at least N tokens long, still deterministic and capped by ``max_tokens``.
+
+    Guards: request bodies over ``max_body_bytes`` (default 64 MiB) are refused with 400
+    InvalidParameter; a client that takes over ``client_timeout`` seconds to send its headers, or
+    pauses that long inside a body, is disconnected; beyond ``max_connections`` open connections
+    requests are answered 503.
     """
 
     def __init__(
@@ -38,13 +106,24 @@ class Emulator:
         reply_tokens: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        max_body_bytes: int | None = None,
+        client_timeout: float = CLIENT_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         cfg = resolve_config(config).with_pacing(
             ttft=ttft, tokens_per_second=tokens_per_second or None, latency=latency,
             rate_limit=rate_limit, rate_window=rate_window, reply_tokens=reply_tokens or None,
         )
+        for name, value in (("client_timeout", client_timeout), ("max_connections", max_connections),
+                            ("max_body_bytes", max_body_bytes)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise InputError(f"{name}={value!r} must be a positive number.")
         self.config = cfg
         self.state = EmulatorState(cfg)
+        self.max_body_bytes = int(max_body_bytes) if max_body_bytes is not None else None
+        self.client_timeout = float(client_timeout)
+        self.max_connections = int(max_connections)
+        self._handler: Any = None
         self.host = host
         self._port = port
         self._server: Any = None
@@ -77,7 +156,7 @@ class Emulator:
             return self
         import uvicorn
 
-        from qwen_nb.emulator.app import build_app
+        from qwen_nb.emulator.app import MAX_BODY_BYTES, build_app
         from qwen_nb.emulator.replies import warm_tokenizer
 
         warm_tokenizer()
@@ -96,9 +175,12 @@ class Emulator:
         sock.setblocking(False)
         self._sock = sock
         self._bound_port = sock.getsockname()[1]
+        app = build_app(self.state, max_body_bytes=self.max_body_bytes or MAX_BODY_BYTES)
+        self._handler = app.state.emulator
         config = uvicorn.Config(
-            build_app(self.state), log_level="warning", access_log=False, lifespan="off", loop="asyncio",
-            http="h11", ws="none", timeout_graceful_shutdown=1, timeout_keep_alive=30, backlog=512,
+            app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
+            http=guarded_h11(self.client_timeout), ws="none", timeout_graceful_shutdown=1, timeout_keep_alive=30,
+            backlog=512, limit_concurrency=self.max_connections,
         )
         self._server = uvicorn.Server(config)
         self._error = None
@@ -130,6 +212,9 @@ class Emulator:
             self._thread.join(timeout)
         self._thread = None
         self._server = None
+        if self._handler is not None:
+            self._handler.close()
+            self._handler = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -175,9 +260,12 @@ class Emulator:
         """Change pacing and faults now.
 
         Fields: ``ttft``, ``tokens_per_second``, ``latency``, ``rate_limit``, ``rate_window``,
-        ``fail_next`` (next N requests answer 500), ``fail_status``, ``cut_after`` (drop streams
-        after N events), ``cut_streams`` (how many streams to cut), ``reply_tokens`` (text answers
-        at least N tokens long, still deterministic and capped by ``max_tokens``).
+        ``fail_next`` (next N requests answer 500), ``fail_status``, ``fail_rate`` (that fraction
+        of model requests answers ``fail_status``), ``throttle_rate`` (that fraction answers 429),
+        ``retry_after`` (seconds sent as ``Retry-After`` on 429s; None, the default, sends none, as
+        the service does), ``cut_after`` (drop streams after N events), ``cut_streams`` (how many
+        streams to cut), ``reply_tokens`` (text answers at least N tokens long, still
+        deterministic and capped by ``max_tokens``). Random faults repeat run to run.
         """
         return self.state.set_faults(**changes)
 
@@ -194,10 +282,21 @@ class Emulator:
         return self.state.grants(self.config.workspace(workspace))
 
     def stats(self) -> dict[str, Any]:
-        """Punctuality of paced streaming since the last reset (lateness of writes in ms)."""
+        """Punctuality since the last reset, in ms: lateness of paced streamed writes, and the worst
+        stall of the emulator's event loop (``loop_lag_ms_max``, ``loop_stalls_over_100ms``)."""
         return self.state.stats()
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Requests received since the last ``reset()`` (keys masked), oldest first."""
+        """Requests received since the last ``reset()`` (keys masked), oldest first.
+
+        The newest 100,000 as compact summaries; the newest 1,000 (bodies up to 64 KB) also with
+        their parsed ``body`` and masked ``headers``. ``counters()`` counts every request exactly.
+        """
         return self.state.requests
+
+    def counters(self) -> dict[str, Any]:
+        """Exact request counts since the last ``reset()``: ``total``, ``chat`` (POSTs to a chat
+        endpoint), ``unauthenticated``, ``body_bytes``, and ``by_endpoint`` / ``by_status`` /
+        ``by_model`` / ``by_region``."""
+        return self.state.counters()

@@ -1,4 +1,4 @@
-"""Mutable emulator state: grants, pacing and faults, rate counters, recorded requests.
+"""Mutable emulator state: grants, pacing and faults, rate counters, the request log and its counters.
 
 Shared between the server thread and the caller's thread, so every change goes
 through one lock. No web framework here.
@@ -6,10 +6,13 @@ through one lock. No web framework here.
 
 from __future__ import annotations
 
+import itertools
+import random
+import sys
 import threading
 import time
-from collections import deque
-from dataclasses import asdict, dataclass, replace
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from qwen_nb._secrets import mask_key
@@ -17,14 +20,26 @@ from qwen_nb.catalog import MODELS, model_info
 from qwen_nb.emulator.config import EmulatorConfig, Pacing, Workspace
 from qwen_nb.errors import InputError
 
-MAX_RECORDED = 1000
+#: compact request summaries kept, oldest dropped first (the counters never drop anything)
+MAX_RECORDED = 100_000
+#: the most recent requests whose whole body and (masked) headers are kept besides the summary
+KEEP_BODIES = 1_000
+#: bodies larger than this are never kept whole, only summarised
+KEEP_BODY_BYTES = 64 * 1024
+#: length of the prompt preview in a summary
+PREVIEW_CHARS = 200
+#: distinct model names counted one by one; any further ones are counted under "(other)"
+MAX_COUNTED_MODELS = 1_000
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RecordedRequest:
-    """One request the emulator received; the key in ``headers`` is masked.
+    """One request the emulator received: a compact summary, plus body and headers while recent.
 
-    Readable as attributes or like a dict (``rec["body"]``).
+    ``body`` (the parsed JSON) and ``headers`` (bearer key masked) are kept for the most recent
+    ``KEEP_BODIES`` requests with bodies up to ``KEEP_BODY_BYTES``; older records keep only the
+    summary (``body`` None, ``headers`` empty). Requests without a valid key never keep a body
+    or a preview. Readable as attributes or like a dict (``rec["body"]``).
     """
 
     method: str
@@ -34,6 +49,25 @@ class RecordedRequest:
     status: int
     time: float
     request_id: str
+    #: position in the log since the last reset (1, 2, ...)
+    seq: int = 0
+    #: the route without region and workspace prefix, e.g. "/compatible-mode/v1/chat/completions",
+    #: or "(other)" for a path the emulator does not serve (``path`` has it, cut to 300 characters)
+    endpoint: str = ""
+    region: str | None = None
+    #: workspace id: the key's workspace, or the gateway path's for an unauthenticated request
+    workspace: str | None = None
+    #: the bearer key, masked ("sk-…abcd"), or None if none was sent
+    key: str | None = None
+    authenticated: bool = False
+    model: str | None = None
+    stream: bool | None = None
+    #: number of messages in the body (None if the body was not read or has none)
+    messages: int | None = None
+    #: size of the request body in bytes (as declared by Content-Length when it was not read)
+    body_bytes: int = 0
+    #: the last user message, cut to ``PREVIEW_CHARS`` characters
+    preview: str = ""
 
     def __getitem__(self, name: str) -> Any:
         return getattr(self, name)
@@ -41,6 +75,10 @@ class RecordedRequest:
     def get(self, name: str, default: Any = None) -> Any:
         """Dict-style access with a default."""
         return getattr(self, name, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of every field (what ``GET /_emulator/requests`` sends)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def mask_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -52,6 +90,82 @@ def mask_headers(headers: dict[str, str]) -> dict[str, str]:
             v = f"{scheme} {mask_key(token)}" if token else mask_key(v)
         out[k] = v
     return out
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def body_summary(body: Any) -> dict[str, Any]:
+    """``model``, ``messages`` (count), ``preview`` and ``stream`` (compatible bodies) of a parsed chat body.
+
+    Works on both protocols' bodies and never raises, whatever the body holds.
+    """
+    out: dict[str, Any] = {}
+    if not isinstance(body, dict):
+        return out
+    model = body.get("model")
+    if isinstance(model, str):
+        out["model"] = model[:200]
+    if isinstance(body.get("stream"), bool):
+        out["stream"] = body["stream"]
+    messages = body.get("messages")
+    inp = body.get("input")
+    if messages is None and isinstance(inp, dict):
+        messages = inp.get("messages")
+        if messages is None and isinstance(inp.get("prompt"), str):
+            messages = [{"role": "user", "content": inp["prompt"]}]
+    if isinstance(messages, list):
+        out["messages"] = len(messages)
+        for m in reversed(messages):
+            if isinstance(m, dict) and m.get("role") == "user":
+                out["preview"] = _text_of(m.get("content"))[:PREVIEW_CHARS]
+                break
+    return out
+
+
+@dataclass
+class Counters:
+    """Exact request counts since the last reset; unlike the log, never drops anything."""
+
+    total: int = 0
+    #: POSTs to a chat endpoint (either protocol), whatever their answer
+    chat: int = 0
+    unauthenticated: int = 0
+    body_bytes: int = 0
+    by_endpoint: Counter = field(default_factory=Counter)
+    by_status: Counter = field(default_factory=Counter)
+    by_model: Counter = field(default_factory=Counter)
+    by_region: Counter = field(default_factory=Counter)
+
+    def add(self, rec: RecordedRequest, chat: bool) -> None:
+        """Count one request."""
+        self.total += 1
+        self.chat += chat
+        self.unauthenticated += not rec.authenticated
+        self.body_bytes += rec.body_bytes
+        self.by_endpoint[rec.endpoint] += 1
+        self.by_status[rec.status] += 1
+        self.by_region[rec.region or "(none)"] += 1
+        if rec.model is not None:
+            name = rec.model if rec.model in self.by_model or len(self.by_model) < MAX_COUNTED_MODELS else "(other)"
+            self.by_model[name] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dicts, sorted by count."""
+        return {
+            "total": self.total, "chat": self.chat, "unauthenticated": self.unauthenticated,
+            "body_bytes": self.body_bytes,
+            "by_endpoint": dict(self.by_endpoint.most_common()),
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "by_model": dict(self.by_model.most_common()),
+            "by_region": dict(self.by_region.most_common()),
+        }
 
 
 class EmulatorState:
@@ -67,8 +181,15 @@ class EmulatorState:
         self._hits: dict[str, deque[float]] = {}
         self._cuts_done = 0
         self._requests: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
+        self._with_body: deque[RecordedRequest] = deque()
+        self._seq = 0
+        self._counters = Counters()
+        self._fault_rng = random.Random(0)
         #: how late each streamed write left the emulator compared with its pacing (seconds)
         self.lateness: deque[float] = deque(maxlen=200_000)
+        #: worst delay of the event loop's own wake-ups (seconds), and how many passed 100 ms
+        self.loop_lag_max = 0.0
+        self.loop_stalls = 0
         self.reset()
 
     # -- pacing and faults -------------------------------------------------
@@ -80,7 +201,12 @@ class EmulatorState:
             self._hits.clear()
             self._cuts_done = 0
             self._requests.clear()
+            self._with_body.clear()
+            self._seq = 0
+            self._counters = Counters()
+            self._fault_rng = random.Random(0)
             self.lateness.clear()
+            self.loop_lag_max, self.loop_stalls = 0.0, 0
 
     def set_faults(self, **changes: Any) -> Pacing:
         """Change pacing/fault fields (see ``Pacing``); returns the new settings."""
@@ -98,6 +224,8 @@ class EmulatorState:
                 self._cuts_done = 0
             if "rate_limit" in changes or "rate_window" in changes:
                 self._hits.clear()
+            if "fail_rate" in changes or "throttle_rate" in changes:
+                self._fault_rng = random.Random(0)
             self.pacing = new
             return new
 
@@ -106,11 +234,20 @@ class EmulatorState:
         return asdict(self.pacing)
 
     def take_failure(self) -> int | None:
-        """Status to fail this request with, consuming one injected failure."""
+        """Status to fail this model request with (an injected fault), or None.
+
+        ``fail_next`` first (consuming one), then ``throttle_rate`` (429), then ``fail_rate``
+        (``fail_status``), the last two drawn from a generator seeded at reset, so a run repeats.
+        """
         with self._lock:
-            if self.pacing.fail_next > 0:
-                self.pacing = replace(self.pacing, fail_next=self.pacing.fail_next - 1)
-                return self.pacing.fail_status
+            p = self.pacing
+            if p.fail_next > 0:
+                self.pacing = replace(p, fail_next=p.fail_next - 1)
+                return p.fail_status
+            if p.throttle_rate and self._fault_rng.random() < p.throttle_rate:
+                return 429
+            if p.fail_rate and self._fault_rng.random() < p.fail_rate:
+                return p.fail_status
         return None
 
     def take_cut(self) -> int | None:
@@ -192,23 +329,59 @@ class EmulatorState:
             return new
 
     def stats(self) -> dict[str, Any]:
-        """How punctual streaming has been since the last reset: lateness of writes, in ms."""
+        """How punctual the emulator has been since the last reset, in ms: lateness of streamed
+        writes, and the worst stall of its event loop (``loop_stalls_over_100ms`` counts them)."""
         late = sorted(self.lateness)
 
         def pct(q: float) -> float | None:
             return round(late[min(len(late) - 1, int(q / 100 * len(late)))] * 1000, 3) if late else None
 
         return {"writes": len(late), "late_ms_p50": pct(50), "late_ms_p99": pct(99),
-                "late_ms_max": round(late[-1] * 1000, 3) if late else None}
+                "late_ms_max": round(late[-1] * 1000, 3) if late else None,
+                "loop_lag_ms_max": round(self.loop_lag_max * 1000, 1), "loop_stalls_over_100ms": self.loop_stalls}
+
+    def note_loop_lag(self, seconds: float) -> None:
+        """Record how late the event loop woke up once."""
+        if seconds > self.loop_lag_max:
+            self.loop_lag_max = seconds
+        if seconds > 0.1:
+            self.loop_stalls += 1
 
     # -- recording ---------------------------------------------------------
-    def record(self, rec: RecordedRequest) -> None:
-        """Keep a request (bounded)."""
+    def record(self, rec: RecordedRequest, *, chat: bool = False) -> None:
+        """Log a request (bounded) and count it (exactly); ``chat``: it was a POST to a chat endpoint."""
+        for name in ("method", "path", "endpoint", "region", "workspace", "key", "model"):
+            value = getattr(rec, name)
+            if isinstance(value, str) and len(value) <= 100:
+                setattr(rec, name, sys.intern(value))
         with self._lock:
+            self._seq += 1
+            rec.seq = self._seq
             self._requests.append(rec)
+            self._counters.add(rec, chat)
+            if rec.body is not None or rec.headers:
+                self._with_body.append(rec)
+                while len(self._with_body) > KEEP_BODIES:
+                    old = self._with_body.popleft()
+                    old.body, old.headers = None, {}
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Recorded requests, oldest first."""
+        """Logged requests, oldest first (at most ``MAX_RECORDED``)."""
         with self._lock:
             return list(self._requests)
+
+    def requests_since(self, seq: int = 0, limit: int | None = None) -> list[RecordedRequest]:
+        """Logged requests with ``seq`` above ``seq``, oldest first; ``limit`` keeps the newest ones."""
+        with self._lock:
+            first = self._requests[0].seq if self._requests else 0
+            skip = max(0, seq - first + 1)
+            out = list(itertools.islice(self._requests, skip, None))
+        if limit is not None:
+            out = out[-limit:] if limit > 0 else []
+        return out
+
+    def counters(self) -> dict[str, Any]:
+        """Exact counts since the last reset: total, chat, unauthenticated, by endpoint/status/model/region."""
+        with self._lock:
+            return self._counters.as_dict()
