@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from qwen_nb.emulator.config import default_profiles  # noqa: E402
+from qwen_nb.emulator.hosts import emulator_regions  # noqa: E402
 from qwen_nb.errors import QwenNbError  # noqa: E402
 from qwen_nb.ledger import Ledger  # noqa: E402
-from qwen_nb.regions import emulator_regions  # noqa: E402
 from qwen_nb.results import ChatResult  # noqa: E402
 from qwen_nb.session import Session  # noqa: E402
 

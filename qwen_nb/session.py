@@ -111,7 +111,7 @@ class Session:
         self._ledger = ledger
         self.default_model = check_model(default_model)
         self.default_api = check_api(default_api)
-        self.retry = retry or RetryPolicy(max_retries=max_retries)
+        self._retry = retry or RetryPolicy(max_retries=max_retries)
         self.hard_budget = bool(hard_budget)
         self.timeout = float(timeout)
         self._backends: dict[tuple[str, str], Backend] = {}
@@ -127,12 +127,23 @@ class Session:
                 r.host.startswith(("http://127.", "http://localhost")) for r in self._regions.values())
         self.on_emulator: bool = bool(on_emulator)
         self.pipeline = Pipeline(
-            retry=self.retry,
+            retry=self._retry,
             backend_for=self._backend,
             ledger=lambda: self.ledger,
             context_for=self._context,
             on_not_granted=lambda call: self.note_not_granted(call.profile.name, call.req.model),
         )
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How failed calls are retried (``RetryPolicy``); setting it changes the session's pipeline too."""
+        return self._retry
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        if not isinstance(policy, RetryPolicy):
+            raise InputError(f"retry must be a RetryPolicy, got {type(policy).__name__}.")
+        self._retry = self.pipeline.retry = policy
 
     # ------------------------------------------------------------------ profiles and regions
 

@@ -344,6 +344,7 @@ class Offload:
                 "from qwen_nb.emulator.app import worker_main; worker_main()")
         proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 close_fds=True)
+        assert proc.stdin is not None
         pickle.dump([p for p in sys.path if p], proc.stdin)
         proc.stdin.flush()
         return proc

@@ -34,7 +34,7 @@ def guarded_h11(client_timeout: float) -> type:
     class GuardedH11Protocol(H11Protocol):
         _guard: Any = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm()
 
