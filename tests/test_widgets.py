@@ -251,7 +251,7 @@ def test_second_send_while_streaming_is_refused(pg, emu):
     assert pg.prompt.value == "And lakes?"  # not consumed
     pg.stop()
     assert pg.wait(5)
-    assert len(chat_requests(emu)) == 1
+    assert len(chat_requests(emu)) <= 1  # the refused send sent nothing (and Stop may come before the first)
 
 
 def test_access_denied_shows_guidance_and_marks_the_model(pg, emu, session):

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from qwen_nb._pipeline import CancelToken
 from qwen_nb.coalesce import DEFAULT_RATE, Coalescer
 from qwen_nb.errors import InputError, ModelNotGrantedError, QwenNbError
 from qwen_nb.widgets._common import region_label, resolve_session
@@ -83,6 +84,8 @@ class Run:
     # shared by the caller's, the worker's and the display threads
     cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: stops the call in the pipeline too (no new attempt after Stop)
+    token: CancelToken = field(default_factory=CancelToken, repr=False)
     stream: ChatStream | None = field(default=None, repr=False)
     received: bool = False  # the worker left the stream loop
     finalized: bool = False
@@ -281,6 +284,7 @@ class PlaygroundController:
             return False
         with run.cond:
             run.cancel.set()
+            run.token.cancel("stopped")  # a retry wait or a reopening ends at once: nothing more is sent
             stream = run.stream
             run.cond.notify_all()
         if stream is not None:
@@ -311,7 +315,7 @@ class PlaygroundController:
         err: BaseException | None = None
         try:
             stream = self.session.stream_chat(
-                run.messages, model=run.model, profile=run.profile, api=run.api, **run.params
+                run.messages, model=run.model, profile=run.profile, api=run.api, cancel=run.token, **run.params
             )
             with run.cond:
                 run.stream = stream
