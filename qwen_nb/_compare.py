@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qwen_nb import facts
 from qwen_nb._profiles import Profile
@@ -21,6 +21,9 @@ from qwen_nb._secrets import scrub
 from qwen_nb.errors import InputError, QwenNbError
 from qwen_nb.requests import name_list
 from qwen_nb.results import ChatResult
+
+if TYPE_CHECKING:
+    from qwen_nb.session import Session
 
 #: at most this many calls in one compare() unless max_cells says otherwise
 MAX_CELLS = 48
@@ -231,7 +234,7 @@ class CompareResult:
 
 
 def _grid(
-    session: Any, models: Any, profiles: Any, apis: Any
+    session: Session, models: Any, profiles: Any, apis: Any
 ) -> list[tuple[str, str, str]]:
     model_list = name_list(models, "models") or [getattr(session, "default_model", "qwen-plus")]
     for m in model_list:
@@ -275,7 +278,7 @@ def compare(
     models: Sequence[str] | str | None = None,
     profiles: Sequence[str | Profile] | str | Profile | None = None,
     apis: Sequence[str] | str | None = None,
-    session: Any = None,
+    session: Session | None = None,
     *,
     concurrency: int = 4,
     max_cells: int = MAX_CELLS,

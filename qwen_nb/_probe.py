@@ -13,13 +13,16 @@ import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qwen_nb import errors as E
 from qwen_nb._profiles import Profile
 from qwen_nb._secrets import scrub
 from qwen_nb.catalog import MODELS, model_info
 from qwen_nb.requests import name_list
+
+if TYPE_CHECKING:
+    from qwen_nb.session import Session
 
 PROBE_PROMPT = "Hi"
 ALLOWED, DENIED, UNKNOWN = "allowed", "denied", "unknown"
@@ -196,16 +199,11 @@ class ProbeResult:
         )
 
 
-def _cache_of(session: Any) -> dict[tuple[Profile, str], ProbeCell]:
-    try:
-        return _CACHE.setdefault(session, {})
-    except TypeError:  # not weak-referenceable: keep it on the object itself
-        if not hasattr(session, "_qwen_nb_probe_cache"):
-            session._qwen_nb_probe_cache = {}
-        return session._qwen_nb_probe_cache
+def _cache_of(session: Session) -> dict[tuple[Profile, str], ProbeCell]:
+    return _CACHE.setdefault(session, {})
 
 
-def clear_cache(session: Any = None) -> None:
+def clear_cache(session: Session | None = None) -> None:
     """Forget cached probe answers (of one session, or of all)."""
     with _CACHE_LOCK:
         if session is None:
@@ -231,7 +229,7 @@ def _probe_params(model: str) -> dict[str, Any]:
 def probe(
     profiles: Any = None,
     models: Any = None,
-    session: Any = None,
+    session: Session | None = None,
     *,
     refresh: bool = False,
     api: str | None = None,

@@ -12,7 +12,7 @@ import re
 import string
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core import magic_arguments
 from IPython.core.error import UsageError
@@ -21,6 +21,9 @@ from IPython.display import display
 
 from qwen_nb import facts
 from qwen_nb.errors import InputError, QwenNbError
+
+if TYPE_CHECKING:
+    from qwen_nb.session import Session
 
 #: display pushes per second while a ``--stream`` answer grows
 STREAM_RATE = 10.0
@@ -175,7 +178,7 @@ class QwenMagics(Magics):
             self._user_ns()[args.output] = result
         return None
 
-    def _stream(self, session: Any, prompt: str, call: dict[str, Any]) -> Any:
+    def _stream(self, session: Session, prompt: str, call: dict[str, Any]) -> Any:
         """Stream into one display, coalesced to ``STREAM_RATE`` updates a second; the result, or None."""
         from qwen_nb.coalesce import Coalescer
 

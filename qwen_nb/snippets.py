@@ -13,13 +13,16 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qwen_nb import facts
 from qwen_nb._profiles import Profile
 from qwen_nb._regions import REGIONS, Region, get_region
 from qwen_nb._secrets import scrub
 from qwen_nb.errors import InputError
+
+if TYPE_CHECKING:
+    from qwen_nb.session import Session
 
 ENV_VAR = "DASHSCOPE_API_KEY"
 DEFAULT_PROMPT = "Who are you?"
@@ -663,7 +666,7 @@ def _adjust_for_model(model: str, params: dict[str, Any], stream: bool) -> tuple
     return params, stream
 
 
-def _resolve(profile: str | Profile | None, session: Any) -> tuple[Profile | None, Region, bool, Any]:
+def _resolve(profile: str | Profile | None, session: Session | None) -> tuple[Profile | None, Region, bool, Any]:
     """(profile, region with the session's base URLs, on_emulator, session) for a snippet."""
     if isinstance(profile, Profile) and session is None and profile.source != "emulator":
         return profile, get_region(profile.region), False, None
@@ -695,7 +698,7 @@ def snippet(
     api: str | None = None,
     language: str | None = None,
     prompt: str | None = None,
-    session: Any = None,
+    session: Session | None = None,
     *,
     system: str | None = None,
     stream: bool = False,
