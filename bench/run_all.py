@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if names and script.stem not in names:
             continue
         print(f"running {script.name} ...", flush=True)
-        res = run(script, timeout=300)
+        res = run(script, timeout=900)  # each benchmark bounds itself; this only stops a hung one
         print("   ", res.get("error") or f"{len(res.get('rows', []))} figures in {res['seconds']} s", flush=True)
         results.append(res)
     report = render(results)
