@@ -221,7 +221,10 @@ NOTEBOOKS["01_sub_workspace_setup"] = [
         """
         ## Regions
 
-        Every region has its own hosts, and a key works only in the region it was created in.
+        A key works only in the region (and billing plan) it was created in. Most regions have a
+        shared host that any workspace's key of the region may call; every workspace also has its own
+        host, `https://{WorkspaceId}.{region}.maas.aliyuncs.com`, and Germany (Frankfurt) and Japan
+        (Tokyo) have only those, so a profile there needs its workspace id.
         """
     ),
     code(
@@ -229,7 +232,8 @@ NOTEBOOKS["01_sub_workspace_setup"] = [
         import qwen_nb as q
 
         for r in q.regions().values():
-            print(f"{r.id:15} {r.label:27} {r.compatible_base()}")
+            base = r.compatible_base() if r.host else r.compatible_base("{WorkspaceId}") + "  (workspace host only)"
+            print(f"{r.id:15} {r.label:27} {base}")
         """
     ),
     md(
