@@ -10,6 +10,7 @@ by one, and summed up in one line at the end.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from collections import Counter
@@ -26,6 +27,41 @@ if TYPE_CHECKING:
 log = logging.getLogger("qwen_nb")
 
 Item = ChatResult | QwenNbError
+
+
+class LoopRunner:
+    """An event loop in a worker thread, kept for a session's ``chat_many`` runs.
+
+    Its async clients (and their connection pools) live as long as the loop, so a second
+    ``chat_many`` reuses them; ``close()`` shuts the loop down, closing those clients.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="qwen-nb-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Any) -> Any:
+        """Run ``coro`` on the loop; returns a ``concurrent.futures.Future``."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def close(self) -> None:
+        """Close the loop's async generators (and so its clients), then stop the loop and its thread."""
+        if self.loop.is_closed():
+            return
+        if self._thread.is_alive():
+            try:
+                asyncio.run_coroutine_threadsafe(self.loop.shutdown_asyncgens(), self.loop).result(10)
+            except Exception:  # closing is best effort
+                pass
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class ChatManyInterrupted(KeyboardInterrupt):
@@ -99,46 +135,31 @@ def run_many(session: Session, prompts: Sequence[Any], *, concurrency: int, prog
                         postfix()
                     bar.update(1)
 
-    loop_box: list[asyncio.AbstractEventLoop] = []
-    main_box: list[asyncio.Task[Any]] = []
-    error: list[BaseException] = []
-
     async def main() -> None:
-        retry_sink.set(count_retry)
-        loop_box.append(asyncio.get_running_loop())
-        main_box.append(asyncio.current_task())  # type: ignore[arg-type]
+        retry_sink.set(count_retry)  # this task's context (and its children's) only
         sem = asyncio.Semaphore(min(concurrency, len(items)))
         await asyncio.gather(*(one(sem, i, item) for i, item in enumerate(items)))
 
-    def worker() -> None:
-        try:
-            asyncio.run(main())
-        except asyncio.CancelledError:
-            pass
-        except BaseException as exc:  # handed to the caller's thread
-            error.append(exc)
-
-    thread = threading.Thread(target=worker, name="qwen-nb-chat-many", daemon=True)
-    thread.start()
+    future = session._loop_runner().submit(main())
     try:
-        while thread.is_alive():
-            thread.join(0.05)
+        while True:
+            try:
+                future.result(0.05)
+                break
+            except concurrent.futures.TimeoutError:
+                continue
     except KeyboardInterrupt:
         token.cancel("interrupted")
-        if loop_box and main_box:
-            try:
-                loop_box[0].call_soon_threadsafe(main_box[0].cancel)
-            except RuntimeError:  # the loop already finished
-                pass
-        thread.join(1.0)
+        future.cancel()  # cancels the task on the loop: the calls in flight are abandoned
+        try:
+            future.exception(1.0)
+        except BaseException:  # cancelled, or still winding down: the answered items are kept either way
+            pass
         results: list[Item] = [r if r is not None else _cancelled(session, kw) for r in out]
+        raise ChatManyInterrupted(results) from None
+    finally:
         if bar is not None:
             bar.close()
-        raise ChatManyInterrupted(results) from None
-    if bar is not None:
-        bar.close()
-    if error:
-        raise error[0]
     if retries:
         kinds = ", ".join(f"{n} {name}" for name, n in retries.most_common())
         log.warning("qwen-nb: %d retr%s over %d calls (%s)", sum(retries.values()),

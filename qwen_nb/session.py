@@ -122,6 +122,7 @@ class Session:
         #: profile name -> models that failed with ModelNotGrantedError in this session
         self._not_granted: dict[str, set[str]] = {}
         self._emulator: Any = None  # an in-process emulator handed to this session (stopped by close())
+        self._runner: Any = None  # the event loop chat_many runs on (made on first use)
         if on_emulator is None:
             on_emulator = any(p.source == "emulator" for p in self._profiles.values()) or any(
                 r.host.startswith(("http://127.", "http://localhost")) for r in self._regions.values())
@@ -299,8 +300,21 @@ class Session:
                 self._backends[key] = backend
             return backend
 
+    def _loop_runner(self) -> Any:
+        """The event loop (in a worker thread) that ``chat_many`` runs on, kept so its clients are reused."""
+        with self._lock:
+            if self._runner is None:
+                from qwen_nb._many import LoopRunner
+
+                self._runner = LoopRunner()
+            return self._runner
+
     def close(self) -> None:
         """Release the SDK clients, sync and async (and stop an emulator handed to this session)."""
+        with self._lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
         with self._lock:
             for name in {k[0] for k in self._backends}:
                 self._drop_backends(name)
