@@ -28,7 +28,7 @@ def where_main(argv: list[str]) -> int:
     import argparse
     import os
 
-    parser = argparse.ArgumentParser(prog="qwen-nb where", description=where_main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="qwen-nb where", description="Where notebooks started in DIR run.")
     parser.add_argument("dir", nargs="?", default=".", help="the folder notebooks start in (default: here)")
     parser.add_argument("--mode", action="store_true", help="print only 'service' or 'emulator'")
     args = parser.parse_args(argv)
