@@ -13,18 +13,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,lab]'
 	touch $(STAMP)
 
-## Start JupyterLab on notebooks/ (with the local emulator when DASHSCOPE_API_KEY is not set).
+## Start JupyterLab on notebooks/: says whether the notebooks call Model Studio (a key anywhere the
+## kernels look: environment, .env, user config) or the local emulator, which it then starts and checks.
 lab: $(STAMP)
 	@bash scripts/lab.sh $(PORT)
+
+# `make test` never calls the real service, whatever keys the shell has: every DASHSCOPE_* and
+# QWEN_NB_* variable is removed for the test commands, and a user config file is not read
+# (QWEN_NB_CONFIG points at an empty file); the notebooks then run on the plugin's emulator,
+# from a temporary copy so that no .env is found above them.
+KEYVARS  = $(sort $(filter DASHSCOPE_% QWEN_NB_%,$(.VARIABLES)))
+NOKEYS   = env $(foreach v,$(KEYVARS),-u $(v)) QWEN_NB_CONFIG=/dev/null
 
 ## Run the whole test suite: ruff, mypy, import contracts, unit and integration tests, notebooks under nbval.
 test: $(STAMP)
 	$(BIN)/ruff check qwen_nb tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest tests
+	$(NOKEYS) $(BIN)/python -m pytest tests
 	$(BIN)/qwen-nb check-notebooks --strict notebooks
-	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with=qwen_nb/data/nbval_sanitize.cfg -p no:cacheprovider
+	@# the notebooks run from a copy with no .env on its way up: a key in notebooks/.env or ./.env stays unused
+	tmp=$$(mktemp -d) && cp -R notebooks/. "$$tmp" && rm -f "$$tmp/.env" && \
+	  (cd "$$tmp" && $(NOKEYS) "$(CURDIR)/$(BIN)/python" -m pytest --nbval . -p no:cacheprovider --qwen-emulator); \
+	  rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check qwen_nb tests bench scripts

@@ -8,7 +8,9 @@ the guided ``QwenNbError`` message, bad options as the usage line, never a trace
 from __future__ import annotations
 
 import html
+import io
 import re
+import shlex
 import string
 import sys
 from collections.abc import Callable, Mapping
@@ -88,13 +90,73 @@ def _usage_line(func: Callable) -> str:
     return f"usage: {text}\n(see {name}? for the options)"
 
 
-def _parse(func: Callable, line: str) -> Any:
-    """Parse magic options; on a bad option print the error and the usage line, return None."""
+def _split_line(line: str, takes_value: set[str]) -> tuple[list[str], str]:
+    """The options of a line magic (POSIX quoting) and the prompt after them, as typed.
+
+    Reading stops at the first word that is neither an option nor an option's value: the rest
+    of the line is the prompt, apostrophes and question marks included (``What's RAG?``).
+    """
+    stream = io.StringIO(line)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    argv: list[str] = []
+    expect = False
+    while True:
+        start = stream.tell()
+        try:
+            token = lexer.get_token()
+        except ValueError as e:  # an open quote
+            if expect or line[start:].lstrip().startswith("-"):
+                raise UsageError(f"{e} in {line[start:].strip()!r}: close the quote.") from None
+            return argv, line[start:].strip()
+        if token is None or token == lexer.eof:
+            return argv, ""
+        if expect:
+            argv.append(token)
+            expect = False
+        elif token.startswith("-") and token != "-":
+            argv.append(token)
+            expect = token.split("=", 1)[0] in takes_value and "=" not in token
+        else:
+            return argv, line[start:].strip()
+
+
+def _unquote(prompt: str) -> str:
+    """``"Who are you?"`` -> ``Who are you?``: one quoted string is taken as its content."""
+    if prompt[:1] in ("'", '"'):
+        try:
+            words = shlex.split(prompt)
+        except ValueError:
+            return prompt
+        if len(words) == 1:
+            return words[0]
+    return prompt
+
+
+def _parse(func: Callable, line: str, *, line_magic: bool = False) -> Any:
+    """Parse magic options (POSIX quoting: ``-s "Be brief."``); on a bad option print the error
+    and the usage line, return None. For a line magic the words after the options are the prompt."""
+    parser = func.parser  # type: ignore[attr-defined]  # magic_arguments adds .parser
     try:
-        return magic_arguments.parse_argstring(func, line)
+        if line_magic:
+            takes_value = {s for a in parser._actions if a.option_strings and a.nargs != 0 for s in a.option_strings}
+            argv, prompt = _split_line(line, takes_value)
+            args = parser.parse_args(argv)
+            args.prompt = [_unquote(prompt)] if prompt else []
+            return args
+        try:
+            argv = shlex.split(line)
+        except ValueError as e:
+            raise UsageError(f"{e} in {line.strip()!r}: close the quote.") from None
+        return parser.parse_args(argv)
     except UsageError as e:
         print(f"UsageError: {e}\n{_usage_line(func)}", file=sys.stderr)
         return None
+
+
+#: the live display of a streamed answer before its first token and after its last
+_LIVE_EMPTY = {"text/plain": ""}
 
 
 def _bundle(markdown: str, plain: str) -> dict[str, str]:
@@ -139,14 +201,15 @@ class QwenMagics(Magics):
         ``{name}`` in the prompt is replaced with the notebook variable ``name``; ``{{`` / ``}}``
         are literal braces.
         """
-        args = _parse(self.qwen, line)
+        args = _parse(self.qwen, line, line_magic=cell is None)
         if args is None:
             return None
         text = cell if cell is not None else " ".join(args.prompt)
         if cell is not None and args.prompt:
             print(
                 f"UsageError: unexpected words on the %%qwen line: {' '.join(args.prompt)!r} "
-                "(the prompt is the cell body)\n" + _usage_line(self.qwen),
+                "(the prompt is the cell body; quote an option's value that has spaces: -s \"Be brief.\")\n"
+                + _usage_line(self.qwen),
                 file=sys.stderr,
             )
             return None
@@ -179,11 +242,16 @@ class QwenMagics(Magics):
         return None
 
     def _stream(self, session: Session, prompt: str, call: dict[str, Any]) -> Any:
-        """Stream into one display, coalesced to ``STREAM_RATE`` updates a second; the result, or None."""
+        """Stream into a live display, coalesced to ``STREAM_RATE`` updates a second; the result, or None.
+
+        The live display starts and ends empty; the final answer (or error) is then shown as an
+        ordinary output. A saved notebook therefore holds what a re-run produces in order, which
+        is what ``nbval`` compares (it ignores display updates).
+        """
         from qwen_nb.coalesce import Coalescer
 
         stream = session.stream_chat(prompt, **call)
-        handle = display(_bundle("*…*", "…"), raw=True, display_id=True)
+        handle = display(_LIVE_EMPTY, raw=True, display_id=True)
         throttle = Coalescer(STREAM_RATE)
         text = reasoning = ""
         try:
@@ -195,17 +263,18 @@ class QwenMagics(Magics):
                     handle.update(_bundle(_partial_markdown(text, reasoning), text), raw=True)
         except KeyboardInterrupt:
             stream.close()
-            handle.update(
-                _bundle(_partial_markdown(text, reasoning, "*(interrupted)*"), text + " (interrupted)"), raw=True
-            )
+            handle.update(_LIVE_EMPTY, raw=True)
+            display(_bundle(_partial_markdown(text, reasoning, "*(interrupted)*"), text + " (interrupted)"), raw=True)
             return None
         except QwenNbError as err:
             partial = getattr(err, "partial", "") or text
             shown = _partial_markdown(partial, reasoning) + "\n\n---\n\n" + err._repr_markdown_()
-            handle.update(_bundle(shown, f"{partial}\n\n{err}"), raw=True)
+            handle.update(_LIVE_EMPTY, raw=True)
+            display(_bundle(shown, f"{partial}\n\n{err}"), raw=True)
             return None
         result = stream.result
-        handle.update(result)
+        handle.update(_LIVE_EMPTY, raw=True)
+        display(result)
         return result
 
     @line_magic
@@ -253,10 +322,40 @@ class QwenMagics(Magics):
         return None
 
 
+_QWEN_LINE = re.compile(r"^(?P<indent>[ \t]*)%qwen[ \t]+(?P<rest>\S.*?)[ \t]*$")
+
+
+def qwen_help_end(lines: list[str]) -> list[str]:
+    """Input transformer: ``%qwen Who are you?`` is a question, not IPython's ``?`` help.
+
+    IPython reads a line ending in ``?`` as a request for help on it (``HelpEnd``), which would
+    swallow the prompt. This runs before that (a cleanup transform) and turns such a line into
+    the plain call ``get_ipython().run_line_magic('qwen', ...)``. ``%qwen?`` alone still shows
+    the help; ``%%qwen`` cells are left to the cell magic.
+    """
+    if not lines or lines[0].lstrip().startswith("%%"):
+        return lines
+    out = []
+    for line in lines:
+        body = line.rstrip("\r\n")
+        m = _QWEN_LINE.match(body)
+        if m and body.endswith("?"):
+            end = line[len(body):]
+            line = f"{m.group('indent')}get_ipython().run_line_magic('qwen', {m.group('rest')!r}){end}"
+        out.append(line)
+    return out
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics (called by ``%load_ext qwen_nb``)."""
+    """Register the magics and the ``%qwen ...?`` transformer (called by ``%load_ext qwen_nb``)."""
     ipython.register_magics(QwenMagics)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and qwen_help_end not in cleanup:
+        cleanup.append(qwen_help_end)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Nothing to release: the session lives on for the plain-Python API."""
+    """Remove the input transformer; the session lives on for the plain-Python API."""
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and qwen_help_end in cleanup:
+        cleanup.remove(qwen_help_end)

@@ -126,6 +126,14 @@ def _response_format(value: Any) -> dict[str, Any]:
     if value == "text":
         return {"type": "text"}
     if isinstance(value, Mapping) and value.get("type") in facts.RESPONSE_FORMATS:
+        if value.get("type") == "json_schema":
+            spec = value.get("json_schema")
+            if not isinstance(spec, Mapping) or not isinstance(spec.get("schema", {}), Mapping):
+                raise InputError(
+                    f"response_format's json_schema must be a dict with a 'schema' dict, got {spec!r}.",
+                    fix='response_format={"type": "json_schema", "json_schema": {"name": "answer", '
+                    '"schema": {"type": "object", "properties": {...}}}}.',
+                )
         return dict(value)
     raise InputError(
         f"response_format must be {{'type': 'json_object'}} (JSON mode), {{'type': 'text'}} or a json_schema "
@@ -164,6 +172,12 @@ def image_url(image: Any) -> str:
         text = image.strip()
         if text.startswith(_URL_PREFIXES):
             return text
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
+        if scheme and scheme.group(1).lower() != "file":
+            raise InputError(
+                f"Image {text!r} uses {scheme.group(1)}://; the service reads only http(s), data: and oss:// URLs.",
+                fix="Download the image and pass its local path, or pass an http(s) URL.",
+            )
         path = Path(text[len("file://"):] if text.startswith("file://") else text).expanduser()
     else:
         raise InputError(f"An image must be a URL or a local file path, got {image!r}.")
@@ -262,11 +276,29 @@ def _message(msg: Any, i: int) -> tuple[dict[str, Any], bool]:
     return out, has_image
 
 
+def check_text(text: str, where: str) -> str:
+    """``text`` if it can be sent as UTF-8; a lone surrogate (half of a broken emoji, e.g. from a
+    bad decode or a cut string) cannot, and is named with its position."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad, before = text[e.start], text[max(0, e.start - 20):e.start]
+        raise InputError(
+            f"{where} holds a lone surrogate {bad!r} at position {e.start} (after {before!r}),"
+            " which cannot be sent as UTF-8.",
+            fix="It usually comes from a broken decode or a string cut inside an emoji: remove it, e.g. "
+            "text.encode('utf-8', 'replace').decode('utf-8'), or fix the decode "
+            "(bytes.decode('utf-8'), not 'surrogateescape').",
+        ) from None
+    return text
+
+
 def check_messages(prompt_or_messages: Any) -> tuple[list[dict[str, Any]], bool]:
     """Messages in OpenAI shape from a prompt string or a message list, and whether they carry images."""
     if isinstance(prompt_or_messages, str):
         if not prompt_or_messages.strip():
             raise InputError("The prompt is empty.", fix="Pass some text, e.g. chat('Who are you?').")
+        check_text(prompt_or_messages, "The prompt")
         return [{"role": "user", "content": prompt_or_messages}], False
     if isinstance(prompt_or_messages, Mapping):
         prompt_or_messages = [prompt_or_messages]
@@ -279,6 +311,13 @@ def check_messages(prompt_or_messages: Any) -> tuple[list[dict[str, Any]], bool]
         raise InputError("The message list is empty.", fix='Add at least one {"role": "user", "content": ...}.')
     checked = [_message(m, i) for i, m in enumerate(prompt_or_messages)]
     messages = [m for m, _ in checked]
+    for i, m in enumerate(messages):
+        content = m.get("content")
+        parts = [content] if isinstance(content, str) else list(content or [])
+        texts = [p if isinstance(p, str) else p.get("text") for p in parts if isinstance(p, (str, Mapping))]
+        for text in texts:
+            if isinstance(text, str):
+                check_text(text, f"message {i}")
     if all(isinstance(m.get("content"), str) and not m["content"].strip() for m in messages):
         raise InputError("Every message is empty.", fix="Put the question in the last user message.")
     return messages, any(img for _, img in checked)
@@ -314,6 +353,7 @@ def build_request(
     if system is not None:
         if not isinstance(system, str) or not system.strip():
             raise InputError(f"system must be a non-empty string, got {system!r}.")
+        check_text(system, "system")
         if messages[0]["role"] == "system":
             raise InputError("Both system= and a system message were given.", fix="Give the system prompt once.")
         messages = [{"role": "system", "content": system}] + messages

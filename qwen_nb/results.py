@@ -85,14 +85,31 @@ class ChatResult:
 
         return json.loads(self.text)
 
+    def __repr__(self) -> str:
+        # what a saved notebook keeps: the answer and where it came from, not the timings or the
+        # request id (they change every run; they stay available as attributes)
+        fields = ["text", "reasoning", "model", "api", "profile", "region", "workspace", "finish_reason",
+                  "usage", "tool_calls", "cost", "currency"]
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in fields
+            if getattr(self, name) not in ("", (), None) or name in ("text", "usage")
+        )
+        return f"ChatResult({shown})"
+
+    def _cost_text(self) -> str:
+        if not self.currency:
+            return ""
+        return f" · ≈{self.cost:.6f} {self.currency}" if self.cost is not None else " · cost unknown"
+
+    def summary(self) -> str:
+        """One line that is the same on every run: model, profile, region, api, tokens, cost."""
+        return f"{self.model} · {self.profile} ({self.region}) · {self.api} · {self.usage.line()}{self._cost_text()}"
+
     def footer(self) -> str:
-        """One line: model, profile, region, api, tokens, latency, cost."""
-        cost = ""
-        if self.currency:
-            cost = f" · ≈{self.cost:.6f} {self.currency}" if self.cost is not None else " · cost unknown"
+        """One line: model, profile, region, api, tokens, latency, cost (the live usage line)."""
         return (
             f"{self.model} · {self.profile} ({self.region}) · {self.api} · "
-            f"{self.usage.line()} · {self.latency * 1000:.0f} ms{cost}"
+            f"{self.usage.line()} · {self.latency * 1000:.0f} ms{self._cost_text()}"
         )
 
     def _repr_markdown_(self) -> str:
@@ -103,5 +120,5 @@ class ChatResult:
         parts.append(self.text or "*(no text)*")
         for call in self.tool_calls:
             parts.append(f"\n`{call.name}({html.escape(call.arguments)})`")
-        parts.append(f"\n\n<small>{html.escape(self.footer())}</small>")
+        parts.append(f"\n\n<small>{html.escape(self.summary())}</small>")
         return "\n".join(parts)

@@ -3,7 +3,7 @@
 Rendering is pure (:func:`render` takes a fully resolved :class:`Target`); only
 :func:`snippet` looks at a session to find the profile's region, workspace
 gateway and whether it runs on the local emulator. The key is never written
-out: every snippet reads it from the ``DASHSCOPE_API_KEY`` environment variable.
+out: every snippet reads it from the environment (the profile's own variable).
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ class Target:
     workspace: str | None = None
     #: set when base_url is a local emulator: the service's base URL for the same call
     service_base_url: str | None = None
+    #: the environment variable the snippet reads the key from (the profile's own)
+    key_var: str = ENV_VAR
 
     @property
     def url(self) -> str:
@@ -142,6 +144,10 @@ class SnippetSet:
 
     def __repr__(self) -> str:
         return f"SnippetSet({', '.join(s.label for s in self.snippets)})"
+
+    def __str__(self) -> str:
+        """Every snippet's code, each under its label (what ``print(snippet())`` shows)."""
+        return "\n\n".join(f"# ---- {s.label}\n{s.code.rstrip()}" for s in self.snippets) + "\n"
 
     def _repr_markdown_(self) -> str:
         return "\n".join(f"#### {s.label}\n\n{s._repr_markdown_()}" for s in self.snippets)
@@ -318,7 +324,7 @@ def _header(lang: Language, target: Target, tool: str) -> str:
     if target.workspace:
         who += f" · workspace {target.workspace} (workspace gateway)"
     lines.append(who)
-    lines.append(f"The API key is read from the {ENV_VAR} environment variable (keys are per region).")
+    lines.append(f"The API key is read from the {target.key_var} environment variable (keys are per region).")
     if target.service_base_url:
         lines.append(
             f"This URL is a local qwen-nb emulator, not Model Studio; on the service: {target.service_base_url}"
@@ -341,7 +347,7 @@ def _python_openai(target: Target) -> str:
     head = (
         "import os\n\nfrom openai import OpenAI\n\n"
         "client = OpenAI(\n"
-        f'    api_key=os.getenv("{ENV_VAR}"),\n'
+        f'    api_key=os.getenv("{target.key_var}"),\n'
         f"    base_url={_py(target.base_url)},\n"
         ")\n"
     )
@@ -360,7 +366,7 @@ def _python_openai(target: Target) -> str:
 
 def _python_dashscope(target: Target) -> str:
     args = [
-        f'api_key=os.getenv("{ENV_VAR}")',
+        f'api_key=os.getenv("{target.key_var}")',
         f"base_address={_py(target.base_url)}",
         f"model={_py(target.model)}",
         f"messages={_py(messages(target), '    ')}",
@@ -401,7 +407,7 @@ def _curl(target: Target) -> str:
     lines = [f"curl -sS -X POST {_shell_single(target.url)}"]
     if target.stream:
         lines[0] = f"curl -sS -N -X POST {_shell_single(target.url)}"
-    lines.append(f'  -H "Authorization: Bearer ${ENV_VAR}"')
+    lines.append(f'  -H "Authorization: Bearer ${target.key_var}"')
     lines.append('  -H "Content-Type: application/json"')
     if target.stream and target.api == "dashscope":
         lines.append('  -H "X-DashScope-SSE: enable"')
@@ -428,7 +434,7 @@ def _node(target: Target) -> str:
         "  const response = await fetch(url, {\n"
         '    method: "POST",\n'
         "    headers: {\n"
-        f"      Authorization: `Bearer ${{process.env.{ENV_VAR}}}`,\n"
+        f"      Authorization: `Bearer ${{process.env.{target.key_var}}}`,\n"
         '      "Content-Type": "application/json",\n'
         + ('      "X-DashScope-SSE": "enable",\n' if target.stream and target.api == "dashscope" else "")
         + "    },\n"
@@ -466,7 +472,7 @@ def _java(target: Target) -> str:
         "import java.net.http.HttpResponse;\n\n"
         "public class Main {\n"
         "    public static void main(String[] args) throws Exception {\n"
-        f'        String apiKey = System.getenv("{ENV_VAR}");\n'
+        f'        String apiKey = System.getenv("{target.key_var}");\n'
         f"        String url = {_c_string(target.url)};\n"
         '        String body = """\n'
         f"{_indent(body, '            ')}\n"
@@ -506,7 +512,7 @@ def _go(target: Target) -> str:
         f"\tbody := []byte(`{body}`)\n\n"
         '\treq, err := http.NewRequest("POST", url, bytes.NewReader(body))\n'
         "\tif err != nil {\n\t\tlog.Fatal(err)\n\t}\n"
-        f'\treq.Header.Set("Authorization", "Bearer "+os.Getenv("{ENV_VAR}"))\n'
+        f'\treq.Header.Set("Authorization", "Bearer "+os.Getenv("{target.key_var}"))\n'
         '\treq.Header.Set("Content-Type", "application/json")\n'
         f"{sse}"
         "\tresp, err := http.DefaultClient.Do(req)\n"
@@ -540,7 +546,7 @@ def _csharp(target: Target) -> str:
     return (
         "using System.Net.Http.Headers;\n"
         "using System.Text;\n\n"
-        f'var apiKey = Environment.GetEnvironmentVariable("{ENV_VAR}");\n'
+        f'var apiKey = Environment.GetEnvironmentVariable("{target.key_var}");\n'
         f"var url = {_c_string(target.url)};\n"
         f'var body = @"{body}";\n\n'
         "using var http = new HttpClient();\n"
@@ -577,7 +583,7 @@ def _php_code(target: Target) -> str:
     return (
         "<?php\n"
         f"$url = {_php(target.url)};\n"
-        f"$apiKey = getenv('{ENV_VAR}');\n"
+        f"$apiKey = getenv('{target.key_var}');\n"
         f"$body = {_php(request_body(target))};\n\n"
         "$ch = curl_init($url);\n"
         "curl_setopt_array($ch, [\n"
@@ -692,6 +698,14 @@ def _resolve(profile: str | Profile | None, session: Session | None) -> tuple[Pr
     return p, region, on_emu, session
 
 
+def key_variable(profile: Profile | None) -> str:
+    """The variable a profile's key is read from: ``DASHSCOPE_API_KEY`` for the default profile,
+    ``QWEN_NB_<NAME>_API_KEY`` for a named one read from the settings chain."""
+    if profile is None or profile.name == "default" or profile.source not in ("environment", ".env", "config file"):
+        return ENV_VAR
+    return f"QWEN_NB_{profile.name.upper().replace('-', '_')}_API_KEY"
+
+
 def snippet(
     model: str | None = None,
     profile: str | Profile | None = None,
@@ -710,7 +724,9 @@ def snippet(
     ``java``, ``go``, ``csharp``, ``php``; ``None`` gives all of them (a ``SnippetSet``).
     ``profile``: a name or a ``Profile``; its region (and workspace gateway) give the base URL.
     ``params``: temperature, top_p, max_tokens, seed, stop, enable_thinking, thinking_budget.
-    The key is never written: every snippet reads ``DASHSCOPE_API_KEY`` from the environment.
+    The key is never written: a snippet reads it from the environment, from the profile's own
+    variable (``DASHSCOPE_API_KEY`` for the default profile, ``QWEN_NB_<NAME>_API_KEY`` for a
+    named one).
     """
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InputError(f"model must be a model name, got {model!r}.", fix='E.g. model="qwen-plus".')
@@ -741,6 +757,7 @@ def snippet(
         region_label=region.label,
         workspace=workspace,
         service_base_url=service,
+        key_var=key_variable(p),
     )
     if language is not None:
         return render(language, target)

@@ -37,14 +37,12 @@ nbval are left alone.
 Sanitizing outputs
 ------------------
 Replies of the emulator are deterministic, but request ids, latencies, timestamps, loopback
-ports, memory addresses and cost figures are not. :func:`sanitize_file` returns the path of
-the nbval rules shipped with qwen-nb that replace them by placeholders::
-
-    pytest --nbval notebooks \\
-        --nbval-sanitize-with="$(python -c 'import qwen_nb.testing as t; print(t.sanitize_file())')"
-
-(Write ``--nbval-sanitize-with=PATH`` as one word: given as a separate argument, the path
-also takes part in pytest's rootdir and configuration-file search.)
+ports, memory addresses, the emulator notice and compare()'s "fastest" badge are not. Every
+``--nbval`` / ``--nbval-lax`` run applies the rules shipped with qwen-nb
+(:func:`sanitize_file`) by itself: ``pytest --nbval notebook.ipynb`` needs no other flag. A
+file of your own given with ``--nbval-sanitize-with=PATH`` is applied after them (nbval reads
+one file: the plugin hands it both, merged). The pytest header says which rules are in use.
+Turn this off with the ini setting ``qwen_sanitize = false``.
 """
 
 from __future__ import annotations
@@ -116,6 +114,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="never start the qwen-nb emulator for this run",
     )
     parser.addini(
+        "qwen_sanitize",
+        "apply qwen-nb's nbval sanitize rules to --nbval runs (before any --nbval-sanitize-with file): true or false",
+        default="true",
+    )
+    parser.addini(
         "qwen_emulator",
         "start the qwen-nb emulator for notebooks: auto (nbval runs without a key), true or false",
         default="auto",
@@ -153,10 +156,42 @@ def _decide(config: pytest.Config) -> tuple[bool, str]:
     return True, "nbval run without a key"
 
 
+def _setup_sanitize(config: pytest.Config, state: dict[str, Any]) -> None:
+    """Point nbval at qwen-nb's sanitize rules (merged before the user's own file, if any)."""
+    if not _nbval_run(config) or not hasattr(config.option, "nbval_sanitize_with"):
+        return
+    raw = str(config.getini("qwen_sanitize") or "true").strip().lower()
+    if _MODES.get(raw) == "false":
+        return
+    ours = sanitize_file()
+    theirs = config.option.nbval_sanitize_with
+    if not theirs:
+        config.option.nbval_sanitize_with = ours
+        state["sanitize"] = f"nbval outputs sanitized with qwen-nb's rules ({ours})"
+        return
+    if Path(theirs).resolve() == Path(ours).resolve():
+        state["sanitize"] = f"nbval outputs sanitized with qwen-nb's rules ({ours})"
+        return
+    import tempfile
+
+    try:
+        extra = Path(theirs).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise pytest.UsageError(f"--nbval-sanitize-with={theirs}: cannot read it ({exc.strerror or exc}).") from exc
+    merged = Path(ours).read_text(encoding="utf-8") + f"\n# ---- {theirs}\n" + extra
+    fd, path = tempfile.mkstemp(prefix="qwen-nb-sanitize-", suffix=".cfg")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(merged)
+    state["sanitize_tmp"] = path
+    config.option.nbval_sanitize_with = path
+    state["sanitize"] = f"nbval outputs sanitized with qwen-nb's rules, then {theirs}"
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    state: dict[str, Any] = {"emulator": None, "note": ""}
+    state: dict[str, Any] = {"emulator": None, "note": "", "sanitize": "", "sanitize_tmp": None}
     config.stash[_STATE] = state
+    _setup_sanitize(config, state)
     if hasattr(config, "workerinput"):  # xdist worker: the controller exported the variable
         return
     start, why = _decide(config)
@@ -180,15 +215,18 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[ENV_VAR] = emu.url
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(_STATE, None)
-    if state and state["note"]:
-        return f"qwen-nb: {state['note']}"
-    return None
+    lines = [f"qwen-nb: {state[k]}" for k in ("note", "sanitize") if state and state.get(k)]
+    return lines or None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
+    tmp = state and state.get("sanitize_tmp")
+    if tmp:
+        state["sanitize_tmp"] = None  # type: ignore[index]
+        Path(tmp).unlink(missing_ok=True)
     emu = state and state.get("emulator")
     if not emu:
         return

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from qwen_nb.coalesce import DEFAULT_RATE
-from qwen_nb.errors import ModelNotGrantedError
+from qwen_nb.errors import InputError, ModelNotGrantedError
 from qwen_nb.widgets._common import error_html, esc, note_html, pre_html, resolve_session, scrub
 from qwen_nb.widgets.controller import STOP_GRACE, PlaygroundController, Run
 from qwen_nb.widgets.conversation import Conversation
@@ -64,7 +64,10 @@ class Playground:
         rate: float = DEFAULT_RATE,
         **kwargs: Any,
     ) -> None:
+        _check_session_arg(session)
         self.session: Session = resolve_session(session)
+        if model is not None:
+            _check_model_arg(self.session, model, profile)
         self.controller = PlaygroundController(
             self.session,
             system=system,
@@ -359,6 +362,41 @@ class Playground:
 
     def _render_code(self, prompt: str | None = None) -> None:
         self.code.outputs = _markdown_output(self.code_text(prompt))
+
+
+def _check_session_arg(session: Any) -> None:
+    from qwen_nb.session import Session
+
+    if session is not None and not isinstance(session, Session):
+        raise InputError(
+            f"Playground's first argument is a Session, got {type(session).__name__} {session!r}.",
+            fix="Call Playground() for the default session, Playground(session) for your own, or name the "
+            'choices: Playground(model="qwen-plus", profile="default").',
+        )
+
+
+def _check_model_arg(session: Session, model: Any, profile: str | None) -> None:
+    """A model the profile can list (catalog, granted list, fetched list); else a did-you-mean."""
+    from qwen_nb import catalog
+
+    if not isinstance(model, str) or not model.strip():
+        raise InputError(f"model must be a model name, got {model!r}.", fix='E.g. Playground(model="qwen-plus").')
+    if catalog.model_info(model) is not None:
+        return
+    listed: list[str] = []
+    try:
+        prof = session.get_profile(profile)
+        listed = list(prof.models or ()) + list(session.cached_models(prof.name) or ())
+    except Exception:  # an unknown profile is the ProfilePicker's to report
+        pass
+    if model in listed:
+        return
+    guess = catalog.suggest(model, listed)
+    hint = f"Did you mean {guess!r}? " if guess else ""
+    raise InputError(
+        f"Unknown model {model!r}: not in qwen-nb's catalog nor in the workspace's model list.",
+        fix=f"{hint}Or call Playground() without model= and pick one from the Model list.",
+    )
 
 
 def _builtin_snippet(model: str | None, api: str | None, prompt: str | None) -> str:
