@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qwen_nb import facts
-from qwen_nb._secrets import scrub
+from qwen_nb._secrets import scrub, scrub_data
 from qwen_nb.errors import (
     _CLASSES,
     AccessDeniedError,
@@ -283,7 +283,8 @@ def guided_error(failure: ServiceFailure, ctx: ErrorContext) -> QwenNbError:
         "region": ctx.region,
         "model": ctx.model,
         "api": ctx.api,
-        "raw": failure.body,
+        # plain data only, keys masked: never an SDK object that could hold the request
+        "raw": scrub_data(failure.body),
     }
     service_says = scrub(failure.message).strip()
     said = f" The service said: {service_says}" if service_says else ""

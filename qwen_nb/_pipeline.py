@@ -157,7 +157,9 @@ class Pipeline:
             try:
                 return attempt(backend)
             except Exception as exc:
-                tracker.sleep(tracker.failure(exc))
+                failed = exc
+            # handled outside the ``except``: the error raised carries no SDK exception in its chain
+            tracker.sleep(tracker.failure(failed))
 
     async def arun(self, call: Call, attempt: Callable[[Backend], Awaitable[T]]) -> T:
         """``run`` for asyncio: a cancelled task stops the call at once (recorded as interrupted)."""
@@ -170,7 +172,8 @@ class Pipeline:
                 try:
                     return await attempt(backend)
                 except Exception as exc:
-                    await tracker.asleep(tracker.failure(exc))
+                    failed = exc
+                await tracker.asleep(tracker.failure(failed))
         except asyncio.CancelledError:  # in flight or waiting to retry: what was sent is recorded once
             if tracker.attempts:
                 tracker.interrupted(None, "Cancelled")
@@ -184,9 +187,10 @@ class Pipeline:
             try:
                 comp = backend.complete(call.req)
             except Exception as exc:
-                tracker.sleep(tracker.failure(exc))
-                continue
-            return tracker.ok(comp)
+                failed = exc
+            else:
+                return tracker.ok(comp)
+            tracker.sleep(tracker.failure(failed))
 
     async def acomplete(self, call: Call) -> ChatResult:
         """``complete`` for asyncio."""
@@ -199,9 +203,10 @@ class Pipeline:
                 try:
                     comp = await backend.acomplete(call.req)
                 except Exception as exc:
-                    await tracker.asleep(tracker.failure(exc))
-                    continue
-                return tracker.ok(comp)
+                    failed = exc
+                else:
+                    return tracker.ok(comp)
+                await tracker.asleep(tracker.failure(failed))
         except asyncio.CancelledError:  # in flight or waiting to retry: what was sent is recorded once
             if tracker.attempts:
                 tracker.interrupted(None, "Cancelled")
@@ -216,8 +221,8 @@ class Pipeline:
         if failure is None:
             return None
         err = guided_error(failure, self.context_for(call, attempts, failure))
-        err.__cause__ = None
-        return err
+        strip_transport(exc)
+        return detach(err)
 
     def retry_delay(self, err: QwenNbError, call: Call, attempts: int) -> float | None:
         """Seconds to wait before the next attempt, or None if ``err`` is final."""
@@ -356,9 +361,9 @@ class Tracker:
         if received and isinstance(err, NetworkError) and acc is not None:
             cut = self.cut_error(exc, acc)
             self.interrupted(acc, "StreamInterrupted")
-            raise cut from None
+            raise detach(cut) from None
         self.error(err)
-        raise err from None
+        raise detach(err) from None
 
     def cut_error(self, exc: BaseException, acc: StreamAccumulator) -> StreamInterruptedError:
         """The error for a stream that broke off after some text arrived (``exc``: what the transport raised)."""
@@ -409,6 +414,40 @@ class Tracker:
                                     finish_reason="cancelled")
 
 
+def detach(err: QwenNbError) -> QwenNbError:
+    """``err`` without a cause or context: what the user sees keeps status, code, request id and a scrubbed body.
+
+    (An SDK exception in the chain would keep the request, and with it the ``Authorization``
+    header.) Raised outside an ``except`` block, the error then has no chain at all.
+    """
+    err.__cause__ = None
+    err.__context__ = None
+    err.__suppress_context__ = True
+    return err
+
+
+def strip_transport(exc: BaseException) -> None:
+    """Drop the HTTP request and response (their headers hold the key) and the tracebacks from an SDK exception
+    and its chain, once it has been read into a ``ServiceFailure``: an error raised while it is handled keeps
+    it as context, and nothing in that context may hold the key."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen or isinstance(e, QwenNbError):
+            continue
+        seen.add(id(e))
+        try:
+            for name, value in list(vars(e).items()):
+                module = type(value).__module__.split(".")[0]
+                if module in ("httpx", "httpx2", "requests", "aiohttp", "urllib3") or hasattr(value, "headers"):
+                    setattr(e, name, None)
+        except TypeError:  # no __dict__
+            pass
+        e.__traceback__ = None
+        todo += [e.__cause__, e.__context__]
+
+
 class StreamCut(Exception):
     """A stream that ended without finishing."""
 
@@ -449,6 +488,6 @@ def base_url_for(profile: Profile, region: Region, api: str) -> str:
     return region.base_url(api, profile.workspace)
 
 
-__all__ = ["Call", "CancelToken", "Pipeline", "RetryEvent", "StreamCut", "Tracker", "base_url_for", "partial_usage",
-           "retry_sink"]
+__all__ = ["Call", "CancelToken", "Pipeline", "RetryEvent", "StreamCut", "Tracker", "base_url_for", "detach",
+           "partial_usage", "retry_sink", "strip_transport"]
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from qwen_nb import facts
 from qwen_nb._regions import DEFAULT_REGION, get_region
-from qwen_nb._secrets import clean_key, mask_key
+from qwen_nb._secrets import check_workspace, clean_key, mask_key, refuse_key, scrub
 from qwen_nb._settings import Settings
 from qwen_nb.errors import InputError
 
@@ -86,7 +86,8 @@ class Profile:
     models: tuple[str, ...] | None = None
     #: spending budget in the region's currency, if any
     budget: float | None = None
-    #: where it came from: "explicit", "environment", ".env", "config file", "emulator"
+    #: where its key came from: "explicit", "environment", ".env", "keyring", "colab", "command", "config file",
+    #: "emulator"
     source: str = "explicit"
     #: a host root that replaces the region's hosts (proxy, private gateway, replay server)
     base_url: str | None = None
@@ -94,14 +95,22 @@ class Profile:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise InputError("A profile needs a non-empty name.")
+        # a key typed into the wrong place is refused before it can be shown, used in a URL or sent
+        refuse_key(self.name, "profile name")
+        for value, field_ in ((self.region, "REGION"), (self.base_url, "BASE_URL"), (self.models, "MODELS")):
+            if isinstance(value, (str, tuple, list)):
+                refuse_key(value, f"{field_.lower().replace('_', ' ')} of profile {self.name!r} "
+                           f"({setting_name(self.name, field_)})", profile=self.name)
         object.__setattr__(self, "region", get_region(self.region).id)
+        object.__setattr__(self, "workspace", check_workspace(
+            self.workspace, f"workspace id of profile {self.name!r} ({setting_name(self.name, 'WORKSPACE')})",
+            profile=self.name))
         if self.key:
             object.__setattr__(self, "key", clean_key(self.key, source=f"key of profile {self.name!r}"))
         if self.base_url is not None:
             object.__setattr__(self, "base_url", check_base_url(self.base_url, what=f"base_url of {self.name!r}"))
         if not self.workspace and not self.base_url and not _shared_host(self.region):
-            var = "DASHSCOPE_WORKSPACE" if self.name == "default" else \
-                f"QWEN_NB_{self.name.upper().replace('-', '_')}_WORKSPACE"
+            var = setting_name(self.name, "WORKSPACE")
             raise InputError(
                 f"Profile {self.name!r} is in {get_region(self.region).label} [{self.region}], which has no shared "
                 "host: its calls go to its workspace's own host, so the profile needs a workspace id.",
@@ -117,7 +126,7 @@ class Profile:
     def __repr__(self) -> str:
         ws = f", workspace={self.workspace!r}" if self.workspace else ""
         url = f", base_url={self.base_url!r}" if self.base_url else ""
-        return f"Profile(name={self.name!r}, region={self.region!r}, key={self.masked_key!r}{ws}{url})"
+        return scrub(f"Profile(name={self.name!r}, region={self.region!r}, key={self.masked_key!r}{ws}{url})")
 
     def summary(self) -> dict:
         """A dict safe to show or save: the key masked."""
@@ -132,6 +141,14 @@ class Profile:
         }
 
 
+def setting_name(profile: str, field: str) -> str:
+    """The setting that holds ``field`` of ``profile``: ``DASHSCOPE_REGION``, ``QWEN_NB_TEAM_A_WORKSPACE`` ..."""
+    if profile == "default":
+        return {"API_KEY": facts.DEFAULT_KEY_VAR, "MODELS": "QWEN_NB_DEFAULT_MODELS",
+                "BUDGET": "QWEN_NB_DEFAULT_BUDGET"}.get(field, f"DASHSCOPE_{field}")
+    return f"QWEN_NB_{profile.upper().replace('-', '_')}_{field}"
+
+
 def _split_models(value: str | None) -> tuple[str, ...] | None:
     if not value or value.strip() in ("", "*", "all"):
         return None
@@ -141,6 +158,7 @@ def _split_models(value: str | None) -> tuple[str, ...] | None:
 def _budget(value: str | None, name: str) -> float | None:
     if value is None or not value.strip():
         return None
+    refuse_key(value, f"budget of profile {name!r} ({setting_name(name, 'BUDGET')})", profile=name)
     try:
         return float(value)
     except ValueError:
@@ -152,13 +170,18 @@ def load_profiles(
     dotenv_path: str | os.PathLike | None = None,
     *,
     use_dotenv: bool = True,
+    use_stores: bool | None = None,
 ) -> dict[str, Profile]:
-    """Profiles from the settings chain: explicit > environment > ``.env`` > user config file.
+    """Profiles from the settings chain: explicit > environment > ``.env`` > secret stores > user config file.
 
-    ``env`` replaces the environment (and then the user config file is not read: a test or a
-    tutorial sees only what it gives); ``dotenv_path`` defaults to the nearest ``.env``.
+    ``env`` replaces the environment (and then neither the user config file nor the keyring
+    and Colab's secrets are read: a test or a tutorial sees only what it gives, unless
+    ``use_stores=True``); ``dotenv_path`` defaults to the nearest ``.env``. Each profile's
+    ``source`` says where its key came from ("environment", ".env", "keyring", "colab",
+    "command", "config file").
     """
-    conf = Settings(env=env, dotenv_path=dotenv_path, use_dotenv=use_dotenv, use_config=env is None)
+    conf = Settings(env=env, dotenv_path=dotenv_path, use_dotenv=use_dotenv, use_config=env is None,
+                    use_stores=use_stores)
     out: dict[str, Profile] = {}
     if conf.get(facts.DEFAULT_KEY_VAR):
         out["default"] = Profile(

@@ -10,9 +10,19 @@ Which class a service answer becomes is decided by the service-facts table
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from qwen_nb import facts
+
+#: masks keys in every message and fix (``qwen_nb._secrets.scrub``, set when that module is imported)
+_scrub: Callable[[Any], str] = str
+
+
+def set_scrubber(scrub: Callable[[Any], str]) -> None:
+    """The function every error text passes through (``qwen_nb._secrets`` installs its scrubber here)."""
+    global _scrub
+    _scrub = scrub
 
 
 class QwenNbError(Exception):
@@ -35,8 +45,8 @@ class QwenNbError(Exception):
         api: str | None = None,
         raw: Any = None,
     ) -> None:
-        self.message = message
-        self.fix = fix
+        self.message = _scrub(message)
+        self.fix = None if fix is None else _scrub(fix)
         self.status = status
         self.code = code
         self.request_id = request_id
@@ -66,7 +76,7 @@ class QwenNbError(Exception):
             details.append(f"request id {self.request_id}")
         if details:
             text += f"\n({'; '.join(details)})"
-        return text
+        return _scrub(text)
 
     def _repr_markdown_(self) -> str:
         lines = [f"**{type(self).__name__}**: {self.message}"]
@@ -80,7 +90,7 @@ class QwenNbError(Exception):
             details.append(f"request id `{self.request_id}`")
         if details:
             lines.append(f"\n<small>{' · '.join(details)}</small>")
-        return "\n".join(lines)
+        return _scrub("\n".join(lines))
 
 
 class InputError(QwenNbError, ValueError):

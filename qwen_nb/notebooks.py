@@ -484,14 +484,23 @@ def _scrub_notebook(nb: Any, label: str, matcher: _Matcher) -> tuple[Any, int]:
 # -- command line -----------------------------------------------------------------------
 
 
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """True for a Jupyter checkpoint copy (a file under ``.ipynb_checkpoints``)."""
+    return ".ipynb_checkpoints" in Path(path).parts
+
+
 def iter_notebook_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Files given, and ``*.ipynb`` below directories given (skipping ``.ipynb_checkpoints``)."""
+    """Files given, and ``*.ipynb`` below directories given, Jupyter's ``.ipynb_checkpoints`` copies included.
+
+    (A checkpoint keeps the notebook as it was last saved: a key scrubbed from the notebook is
+    still there until the checkpoint is scanned and fixed too.)
+    """
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            for found in sorted(p.rglob("*.ipynb")):
-                if ".ipynb_checkpoints" not in found.relative_to(p).parts and found.is_file():
-                    yield found
+            found_all = [f for f in p.rglob("*.ipynb") if f.is_file()]
+            # the notebooks first, then their checkpoints
+            yield from sorted(found_all, key=lambda f: (is_checkpoint(f.relative_to(p)), str(f)))
         elif p.exists():
             yield p
         else:
@@ -559,7 +568,9 @@ def cli_main(argv: list[str] | None = None) -> int:
             except (InputError, OSError) as exc:
                 print(f"error: {path}: not fixed: {exc}", file=err)
                 status = 2
-    what = "notebook" if n_files == 1 else "notebooks"
+    n_checkpoints = sum(1 for p in paths if is_checkpoint(p))
+    what = ("notebook" if n_files == 1 else "notebooks") + (
+        f" ({n_checkpoints} checkpoint{'s' if n_checkpoints != 1 else ''})" if n_checkpoints else "")
     if n_keys:
         verb = f"replaced {n_fixed} by masked keys; review and re-stage" if args.fix else "run with --fix to scrub"
         print(f"{n_keys} API key(s) in {dirty} of {n_files} {what} ({verb}).", file=out)

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qwen_nb._guidance import ErrorContext, ServiceFailure, guided_error
-from qwen_nb._pipeline import Call, CancelToken, Pipeline, base_url_for
+from qwen_nb._pipeline import Call, CancelToken, Pipeline, base_url_for, detach
 from qwen_nb._profiles import Profile, load_profiles
 from qwen_nb._regions import REGIONS, Region, RegionTable, get_region
+from qwen_nb._secrets import refuse_key, scrub_data
 from qwen_nb._settings import Settings
 from qwen_nb._streams import AsyncChatStream, ChatStream
 from qwen_nb.backends import DEFAULT_TIMEOUT, create_backend
@@ -109,6 +110,7 @@ class Session:
                 raise InputError(f"profiles[{name!r}] is a {type(p).__name__}, not a Profile.")
         self._regions = RegionTable(regions if regions else REGIONS)
         self._ledger = ledger
+        refuse_key(default_model, "default_model")
         self.default_model = check_model(default_model)
         self.default_api = check_api(default_api)
         self._retry = retry or RetryPolicy(max_retries=max_retries)
@@ -165,7 +167,8 @@ class Session:
         if name is None:
             return self._profiles.get("default") or next(iter(self._profiles.values()))
         if not isinstance(name, str):
-            raise InputError(f"profile must be a profile name, got {name!r}.")
+            raise InputError(f"profile must be a profile name, got {type(name).__name__}.")
+        refuse_key(name, "profile name")
         found = self._profiles.get(name) or self._profiles.get(name.strip().lower().replace("_", "-"))
         if found is None:
             import difflib
@@ -189,7 +192,14 @@ class Session:
         budget: float | None = None,
         base_url: str | None = None,
     ) -> Profile:
-        """Add (or replace) a profile; the key is checked and stripped, never shown."""
+        """Add (or replace) a profile; the key is checked and stripped, never shown.
+
+        A key-shaped value anywhere but ``key`` (swapped arguments, a key pasted as the workspace)
+        is refused before anything is shown or sent.
+        """
+        for value, what in ((name, "profile name"), (region, "region"), (workspace, "workspace id"),
+                            (models, "models list"), (budget, "budget"), (base_url, "base_url")):
+            refuse_key(value, what, profile=name if isinstance(name, str) else None)
         if isinstance(models, str):
             models = [m.strip() for m in models.split(",") if m.strip()]
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
@@ -365,6 +375,7 @@ class Session:
         cancel = options.get("cancel")
         if cancel is not None and not isinstance(cancel, CancelToken):
             raise InputError(f"cancel must be a qwen_nb CancelToken, got {type(cancel).__name__}.")
+        refuse_key(model, "model", profile=prof.name)
         req = build_request(prompt, model=self.default_model if model is None else model, **params)
         region = self.region(prof.name)
         if prof.budget is not None and self.hard_budget:
@@ -493,7 +504,7 @@ class Session:
                 fix="Change grants with the Alibaba Cloud account (its key, or the console: the workspace > model "
                 "permissions); a sub-workspace's own key is usually not allowed to.",
                 status=failure.status, code=failure.code, request_id=failure.request_id, profile=prof.name,
-                region=prof.region, api="dashscope", raw=failure.body)
+                region=prof.region, api="dashscope", raw=scrub_data(failure.body))
         return err
 
     def granted_models(self, profile: str | Profile | None = None, *, refresh: bool = False) -> list[str]:
@@ -582,6 +593,7 @@ class Session:
         call = Call(prof, region, api, ChatRequest(model=self.default_model, messages=[]),
                     base_url_for(prof, region, api))
         backend = self._backend(call)
+        failed: Exception | None = None
         try:
             names = backend.list_models()
         except Exception as exc:
@@ -591,10 +603,12 @@ class Session:
             if api == "dashscope" and failure.status == 404:
                 # no native model list on this endpoint: the compatible one lists the same models
                 return self.list_models(prof, api="openai", refresh=refresh)
-            err = self.pipeline.translate(exc, call, backend, 1)
+            failed = exc
+        if failed is not None:  # raised outside the ``except``: no SDK exception (and its request) in the chain
+            err = self.pipeline.translate(failed, call, backend, 1)
             assert err is not None
             err.model = None
-            raise err from None
+            raise detach(err)
         self._known_models[prof.name] = names
         self._model_lists[(prof.name, api)] = list(names)
         return names

@@ -29,11 +29,11 @@ KEY_C = "sk-aaaabbbbccccddddeeeeffff00001111"
 
 
 def ctx(model="qwen-max", profile=None, **kw):
-    team = profile or Profile("team-a", region="ap-southeast-1", key=KEY_A, workspace="llm-aaa",
+    team = profile or Profile("team-a", region="ap-southeast-1", key=KEY_A, workspace="llm-aaa1",
                               models=("qwen-plus",))
     others = (
         Profile("default", region="ap-southeast-1", key=KEY_B),
-        Profile("beijing-lab", region="cn-beijing", key=KEY_C, workspace="llm-bbb", models=("qwen-max",)),
+        Profile("beijing-lab", region="cn-beijing", key=KEY_C, workspace="llm-bbb1", models=("qwen-max",)),
     )
     return ErrorContext(profile=team, region=team.region, region_label="Singapore (international)",
                         base_url="https://dashscope-intl.aliyuncs.com/compatible-mode/v1", model=model,
@@ -61,7 +61,7 @@ def test_model_not_granted_says_how_to_grant_and_who_can_call_it():
     assert isinstance(err, ModelNotGrantedError) and isinstance(err, AccessDeniedError)
     assert "qwen-max" in err.message and "team-a" in err.message
     assert "model permissions" in err.fix and "/api/v1/models/permissions" in err.fix
-    assert "llm-aaa.ap-southeast-1.maas.aliyuncs.com" in err.fix
+    assert "llm-aaa1.ap-southeast-1.maas.aliyuncs.com" in err.fix
     assert "'default' (default workspace)" in err.fix
     assert "'beijing-lab' (granted, cn-beijing)" in err.fix
 
@@ -76,7 +76,7 @@ def test_unpurchased_is_not_a_grant_problem():
 def test_workspace_access_denied_points_at_the_workspace_id():
     err = guided_error(status("Workspace.AccessDenied", 403, "Workspace access denied."), ctx())
     assert type(err) is AccessDeniedError
-    assert "llm-aaa" in err.message and "QWEN_NB_<NAME>_WORKSPACE" in err.fix
+    assert "llm-aaa1" in err.message and "QWEN_NB_<NAME>_WORKSPACE" in err.fix
 
 
 def test_unknown_model_did_you_mean():

@@ -217,7 +217,7 @@ def test_malformed_files_raise_clear_errors(tmp_path):
 
 def test_cli_finds_and_fixes(tmp_path, capsys):
     path = write(seeded_notebook(), tmp_path / "work" / "nb.ipynb")
-    write(seeded_notebook(), tmp_path / "work" / ".ipynb_checkpoints" / "nb-checkpoint.ipynb")
+    checkpoint = write(seeded_notebook(), tmp_path / "work" / ".ipynb_checkpoints" / "nb-checkpoint.ipynb")
     clean = v4.new_notebook()
     clean.cells = [v4.new_code_cell("print('hello')")]
     write(clean, tmp_path / "work" / "sub" / "clean.ipynb")
@@ -226,14 +226,21 @@ def test_cli_finds_and_fixes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert KEY not in out
     assert f"{path}:cell 0:outputs[1].data[text/plain]: API key {MASKED}" in out
-    assert "checkpoint" not in out
-    assert f"{len(EXPECTED_PLACES)} API key(s) in 1 of 2 notebooks" in out
+    # the checkpoint copy holds the key too: it is scanned and named
+    assert f"{checkpoint}:cell 0:outputs[1].data[text/plain]: API key {MASKED}" in out
+    assert f"{2 * len(EXPECTED_PLACES)} API key(s) in 2 of 3 notebooks (1 checkpoint)" in out
 
     assert cli_main(["--fix", str(path)]) == 1  # files changed: fail so they get re-staged
     assert "review and re-stage" in capsys.readouterr().out
     nbformat.validate(nbformat.read(str(path), as_version=4))
+    # fixing the notebook alone leaves the checkpoint's copy: the folder is not reported clean
+    assert cli_main([str(tmp_path / "work")]) == 1
+    assert f"{len(EXPECTED_PLACES)} API key(s) in 1 of 3 notebooks (1 checkpoint)" in capsys.readouterr().out
+    assert cli_main(["--fix", str(tmp_path / "work")]) == 1
+    capsys.readouterr()
+    assert KEY not in checkpoint.read_text(encoding="utf-8")
     assert cli_main([str(tmp_path / "work")]) == 0
-    assert "No API keys found in 2 notebooks" in capsys.readouterr().out
+    assert "No API keys found in 3 notebooks (1 checkpoint)" in capsys.readouterr().out
     assert cli_main(["--quiet", str(tmp_path / "work")]) == 0
     assert capsys.readouterr().out == ""
 

@@ -20,7 +20,7 @@ def test_mask_key_shows_only_last_four():
 
 
 def test_profile_repr_and_summary_never_hold_the_key():
-    p = Profile("team-a", "singapore", key=KEY, workspace="llm-abc")
+    p = Profile("team-a", "singapore", key=KEY, workspace="llm-abc1")
     for text in (repr(p), str(p), str(p.summary()), f"{p!r}"):
         assert KEY not in text
         assert KEY[3:-4] not in text

@@ -157,10 +157,10 @@ def test_other_toolchains_when_present(tool: str, tmp_path: Path) -> None:
 
 
 def test_snippet_for_a_profile_object_uses_its_region_and_workspace_gateway() -> None:
-    p = Profile("lab", region="cn-beijing", key=KEY, workspace="ws-lab1")
+    p = Profile("lab", region="cn-beijing", key=KEY, workspace="llm-lab1")
     s = snippet(profile=p, language="curl", api="dashscope")
-    assert "https://ws-lab1.cn-beijing.maas.aliyuncs.com/api/v1/services/aigc/text-generation/generation" in s.code
-    assert "workspace ws-lab1" in s.code and "profile 'lab'" in s.code
+    assert "https://llm-lab1.cn-beijing.maas.aliyuncs.com/api/v1/services/aigc/text-generation/generation" in s.code
+    assert "workspace llm-lab1" in s.code and "profile 'lab'" in s.code
     plain = snippet(profile=Profile("sg", key=KEY), language="python", api="openai", model="qwen-max")
     assert 'base_url="https://dashscope-intl.aliyuncs.com/compatible-mode/v1"' in plain.code
     assert 'model="qwen-max"' in plain.code

@@ -328,7 +328,9 @@ def test_key_entry_clears_the_box_and_adds_the_profile(session, emu):
     assert entry.has_key
     entry.button.click()
     profile = session.get_profile("mine")
-    assert profile.key == key and profile.workspace == entry.workspace.value
+    # the workspace id was taken out of the box too (checked, kept kernel-side)
+    assert profile.key == key and profile.workspace == entry.workspace_id == emu.config.workspace("team-b").id
+    assert entry.workspace.value == "" and entry.workspace.get_state()["value"] == ""
     assert profile.masked_key in entry.message.value and key not in entry.message.value
     assert not entry.has_key
     for w in (entry.name, entry.workspace, entry.key, entry.message, entry.region):

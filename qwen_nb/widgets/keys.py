@@ -5,6 +5,13 @@ the kernel: it is kept in a plain Python attribute (never a synced trait) until 
 then handed to ``Session.add_profile`` and dropped. The box never sends a key back to the
 frontend (its value always serialises as ""), and does not echo it to other frontends, so
 neither a live notebook nor one saved with widget state holds the key.
+
+The workspace box works the same way (a key pasted there by mistake must not be saved
+either): its value is taken out at once, checked (a key-shaped value is refused and
+dropped; an id must look like ``llm-…``) and only a valid id is shown back, as the box's
+placeholder. When the ``keyring`` package is importable, a "remember in the keyring"
+checkbox stores the key in the OS keyring (service ``qwen-nb``, user
+``QWEN_NB_<NAME>_API_KEY``), where ``load_profiles()`` finds it next time.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from traitlets import Unicode
 
 from qwen_nb._profiles import clean_key, mask_key
 from qwen_nb._regions import DEFAULT_REGION, regions
+from qwen_nb._secrets import check_workspace, key_var, looks_like_key
+from qwen_nb._settings import keyring_available, store_in_keyring
 from qwen_nb.errors import InputError, QwenNbError
 from qwen_nb.widgets._common import error_html, note_html, resolve_session
 
@@ -33,6 +42,14 @@ class KeyBox(widgets.Password):
     """A ``Password`` box whose value is never sent from the kernel (no echo, serialised as "")."""
 
     value = Unicode("", help="the typed key; cleared by its owner as soon as it arrives").tag(
+        sync=True, echo_update=False, to_json=_never_out
+    )
+
+
+class WorkspaceBox(widgets.Text):
+    """A ``Text`` box whose value is never sent from the kernel either (its owner takes it out at once)."""
+
+    value = Unicode("", help="the typed workspace id; cleared by its owner as soon as it arrives").tag(
         sync=True, echo_update=False, to_json=_never_out
     )
 
@@ -57,21 +74,35 @@ class KeyEntry(widgets.VBox):
             value=region or DEFAULT_REGION,
             description="Region",
         )
-        self.workspace = widgets.Text(description="Workspace", placeholder="optional workspace id")
+        self._workspace: str | None = None  # the checked workspace id, kernel-side
+        self._workspace_error: QwenNbError | None = None
+        self.workspace = WorkspaceBox(description="Workspace", placeholder=self._WS_HINT, continuous_update=False)
         self.key = KeyBox(description="API key", placeholder="paste, then Enter or Add key", continuous_update=False)
         self.button = widgets.Button(description="Add key", button_style="primary", icon="key")
+        #: "remember in the keyring" (None when the ``keyring`` package is not installed)
+        self.remember: widgets.Checkbox | None = None
+        if keyring_available():
+            self.remember = widgets.Checkbox(value=False, description="remember in the keyring", indent=False)
         self.message = widgets.HTML()
         self.key.observe(self._take_key, names="value")
+        self.workspace.observe(self._take_workspace, names="value")
         self.button.on_click(lambda _b: self.submit())
         super().__init__(
             children=[
                 widgets.HBox([self.name, self.region]),
                 widgets.HBox([self.workspace, self.key]),
-                widgets.HBox([self.button]),
+                widgets.HBox([self.button] + ([self.remember] if self.remember is not None else [])),
                 self.message,
             ],
             **kwargs,
         )
+
+    _WS_HINT = "optional workspace id (llm-…)"
+
+    @property
+    def workspace_id(self) -> str | None:
+        """The workspace id received (checked), or None."""
+        return self._workspace
 
     def on_added(self, callback: Callable[[Profile], Any]) -> None:
         """Call ``callback(profile)`` after each profile this entry adds."""
@@ -91,6 +122,24 @@ class KeyEntry(widgets.VBox):
         masked = mask_key(value.strip())
         self.message.value = note_html(f"Key {masked} received (kept in the kernel only); press Add key.")
 
+    def _take_workspace(self, change: dict) -> None:
+        value = change["new"]
+        if not value:
+            return
+        self.workspace.value = ""  # out of the widget at once, like the key
+        self._workspace = self._workspace_error = None
+        self.workspace.placeholder = self._WS_HINT
+        try:
+            self._workspace = check_workspace(value)
+        except QwenNbError as err:
+            self._workspace_error = err
+            extra = " It was dropped; paste the key into the API key box." if looks_like_key(value) else ""
+            self.message.value = error_html(err) + (note_html(extra.strip(), "warn") if extra else "")
+            return
+        if self._workspace:
+            self.workspace.placeholder = self._workspace  # a checked id only: never a key
+            self.message.value = note_html(f"Workspace {self._workspace} received.")
+
     def submit(self) -> Profile | None:
         """Add the profile from the entered fields; returns it, or None (the message says why)."""
         if self.key.value:  # a value set without the observer (should not happen): take it now
@@ -108,8 +157,14 @@ class KeyEntry(widgets.VBox):
                     fix="Paste the workspace's API key (Model Studio console, API-KEY page), then Add key.",
                 )
             key = clean_key(key, source="key")
-            workspace = self.workspace.value.strip() or None
-            profile = self.session.add_profile(name, key, region=self.region.value, workspace=workspace)
+            if self.workspace.value:  # set without the observer: take it now
+                self._take_workspace({"new": self.workspace.value})
+            if self._workspace_error is not None:  # reported once; an empty box then means "no workspace"
+                bad, self._workspace_error = self._workspace_error, None
+                raise bad
+            profile = self.session.add_profile(name, key, region=self.region.value, workspace=self._workspace)
+            if self.remember is not None and self.remember.value:
+                store_in_keyring(key_var(profile.name), key)
         except QwenNbError as err:
             self.last_error = err
             self.message.value = error_html(err) + note_html("The key was cleared; paste it again to retry.", "warn")
@@ -117,10 +172,12 @@ class KeyEntry(widgets.VBox):
         finally:
             key = None
         self.last_profile = profile
+        kept = ("The key is kept in the kernel and the OS keyring (" + key_var(profile.name) + ")."
+                if self.remember is not None and self.remember.value else "The key is kept in the kernel only.")
         self.message.value = note_html(
             f"Added profile {profile.name!r} ({profile.masked_key}, {self.region.label.split(' · ')[0]}"
             + (f", workspace {profile.workspace}" if profile.workspace else "")
-            + "). The key is kept in the kernel only.",
+            + "). " + kept,
             "ok",
         )
         for callback in self._callbacks:

@@ -29,6 +29,7 @@ from traitlets import Unicode
 
 from qwen_nb import catalog
 from qwen_nb._regions import DEFAULT_REGION, get_region, regions
+from qwen_nb._secrets import scrub
 from qwen_nb.widgets._common import region_label, resolve_session
 
 if TYPE_CHECKING:
@@ -96,9 +97,9 @@ class RegionPicker(_Picker):
 def profile_label(profile: Profile) -> str:
     """``team-a · sk-…1a2b · Singapore (international) · ws ws-123``: the key masked."""
     label = f"{profile.name} · {profile.masked_key} · {region_label(profile.region)}"
-    if profile.workspace:
+    if profile.workspace:  # checked by Profile (``llm-…``); scrubbed all the same
         label += f" · ws {profile.workspace}"
-    return label
+    return scrub(label)
 
 
 class ProfilePicker(_Picker):
