@@ -501,8 +501,11 @@ def iter_notebook_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
             found_all = [f for f in p.rglob("*.ipynb") if f.is_file()]
             # the notebooks first, then their checkpoints
             yield from sorted(found_all, key=lambda f: (is_checkpoint(f.relative_to(p)), str(f)))
-        elif p.exists():
+        elif p.is_file():
             yield p
+        elif p.exists():  # a named pipe, a device, a socket: reading it could block forever
+            raise InputError(f"{p}: not a regular file or a folder, so it is not scanned.",
+                             fix="Give .ipynb files or the folders that hold them.")
         else:
             raise InputError(f"{p}: no such file or directory.")
 

@@ -353,3 +353,15 @@ def test_emulator_demo_keys_are_not_reported_unless_strict(tmp_path, capsys):
     assert cli_main([str(path)]) == 0
     assert cli_main(["--strict", str(path)]) == 1
     assert demo not in capsys.readouterr().out
+
+
+def test_a_named_pipe_is_refused_not_read(tmp_path, capsys):
+    """check-notebooks on a FIFO says it is not a file instead of blocking on the read."""
+    import os
+
+    from qwen_nb.cli import main
+
+    fifo = tmp_path / "pipe.ipynb"
+    os.mkfifo(fifo)
+    assert main(["check-notebooks", str(fifo)]) == 2
+    assert "not a regular file" in capsys.readouterr().err
