@@ -115,7 +115,7 @@ def test_beijing_and_workspace_gateway(emu):
     r = call(emu, "beijing-lab", region=BJ, model="qwen-turbo")
     assert r.status_code == 200
     denied = call(emu, "beijing-lab", region=BJ, model="qwen-max")
-    assert denied.status_code == 403 and denied.code == "AccessDenied"
+    assert denied.status_code == 403 and denied.code == "Model.AccessDenied"
     ws = emu.config.workspace("beijing-lab").id
     r = dashscope.Generation.call(api_key=emu.key("beijing-lab"), base_address=emu.base_url(BJ, "dashscope", ws),
                                   model="qwen-plus", messages=WHO, result_format="message")

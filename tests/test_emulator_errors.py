@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -46,9 +47,17 @@ def assert_compat_error(resp: httpx.Response, status: int, code: str) -> dict:
     return body["error"]
 
 
+def sse_error(resp: httpx.Response) -> dict:
+    """The ``data`` of a native ``event:error`` body (a stream refused before its first event)."""
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    lines = resp.text.split("\n")
+    assert lines[:3] == ["id:1", "event:error", f":HTTP_STATUS/{resp.status_code}"]
+    return json.loads(lines[3][len("data:"):])
+
+
 def assert_native_error(resp: httpx.Response, status: int, code: str) -> dict:
     assert resp.status_code == status
-    body = resp.json()
+    body = sse_error(resp) if resp.headers["content-type"].startswith("text/event-stream") else resp.json()
     assert set(body) == {"code", "message", "request_id"}
     assert body["code"] == code
     assert body["request_id"] == resp.headers["x-request-id"]
@@ -61,12 +70,16 @@ def assert_native_error(resp: httpx.Response, status: int, code: str) -> dict:
 def test_sub_workspace_model_not_granted_is_403_in_both_protocols(emu):
     with pytest.raises(openai.PermissionDeniedError) as exc:
         oa(emu, "team-a").chat.completions.create(model="qwen-max", messages=HELLO)
-    assert exc.value.status_code == 403 and exc.value.code == "access_denied"
-    assert exc.value.response.headers["x-request-id"]
+    assert exc.value.status_code == 403 and exc.value.code == "Model.AccessDenied"
+    assert exc.value.body == {"message": "Model access denied.", "type": "Model.AccessDenied", "param": None,
+                              "code": "Model.AccessDenied"}
+    body = exc.value.response.json()
+    assert body["request_id"] == exc.value.response.headers["x-request-id"] and body["id"]
     r = dashscope.Generation.call(api_key=emu.key("team-a"), base_address=emu.base_url(SG, "dashscope"),
                                   model="qwen-max", messages=HELLO, result_format="message")
-    assert r.status_code == 403 and r.code == "AccessDenied" and "qwen-max" in r.message and r.request_id
-    assert error_class(403, r.code).__name__ == "AccessDeniedError"
+    assert r.status_code == 403 and r.code == "Model.AccessDenied" and r.message == "Model access denied."
+    assert r.request_id
+    assert error_class(403, r.code).__name__ == "ModelNotGrantedError"
     # granted model works, and the default workspace calls everything
     assert oa(emu, "team-a").chat.completions.create(model="qwen-plus", messages=HELLO).choices
     assert oa(emu).chat.completions.create(model="qwen-max", messages=HELLO).choices
@@ -76,10 +89,10 @@ def test_key_of_another_region_or_garbage_is_401(emu):
     with pytest.raises(openai.AuthenticationError) as exc:
         oa(emu, "default", region=BJ).chat.completions.create(model="qwen-plus", messages=HELLO)
     assert exc.value.code == "invalid_api_key"
-    assert "region" in exc.value.message and "base URL" in exc.value.message
+    assert exc.value.body["message"] == "Incorrect API key provided."  # the service's compatible wording
     r = dashscope.Generation.call(api_key=emu.key("beijing"), base_address=emu.base_url(SG, "dashscope"),
                                   model="qwen-plus", messages=HELLO)
-    assert r.status_code == 401 and r.code == "InvalidApiKey"
+    assert r.status_code == 401 and r.code == "InvalidApiKey" and r.message == "Invalid API-key provided."
     garbage = compat_post(emu, {"model": "qwen-plus", "messages": HELLO}, key="sk-" + "0" * 32)
     assert_compat_error(garbage, 401, "invalid_api_key")
     missing = httpx.post(emu.base_url(SG, "dashscope") + "/services/aigc/text-generation/generation",
@@ -90,13 +103,14 @@ def test_key_of_another_region_or_garbage_is_401(emu):
     assert_compat_error(hk, 401, "invalid_api_key")
 
 
-def test_unknown_model_is_404(emu):
+def test_unknown_model_is_404_compatible_and_400_native(emu):
     with pytest.raises(openai.NotFoundError) as exc:
         oa(emu).chat.completions.create(model="qwen-pluss", messages=HELLO)
     assert exc.value.code == "model_not_found" and "qwen-pluss" in exc.value.message
     r = dashscope.Generation.call(api_key=emu.key(), base_address=emu.base_url(SG, "dashscope"),
                                   model="qwen-pluss", messages=HELLO)
-    assert r.status_code == 404 and r.code == "ModelNotFound"
+    assert r.status_code == 400 and r.code == "InvalidParameter" and r.message == "Model not exist."
+    assert error_class(400, r.code, r.message).__name__ == "ModelNotFoundError"
     # dated snapshots of known models are fine
     assert oa(emu).chat.completions.create(model="qwen-plus-2025-07-28", messages=HELLO).choices
 
@@ -119,11 +133,12 @@ def test_dashscope_v2_client_raises_its_error_classes(emu):
 
     with pytest.raises(v2.PermissionDeniedError) as exc:
         client("team-a").chat.completions.create(model="qwen-max", messages=HELLO)
-    assert exc.value.code == "AccessDenied" and exc.value.status_code == 403 and exc.value.request_id
+    assert exc.value.code == "Model.AccessDenied" and exc.value.status_code == 403 and exc.value.request_id
     with pytest.raises(v2.AuthenticationError):
         client("default", BJ).chat.completions.create(model="qwen-plus", messages=HELLO)
-    with pytest.raises(v2.NotFoundError):
+    with pytest.raises(v2.BadRequestError) as exc:  # the native API: 400 InvalidParameter "Model not exist."
         client("default").chat.completions.create(model="nope-model", messages=HELLO)
+    assert exc.value.code == "InvalidParameter" and exc.value.message == "Model not exist."
     with pytest.raises(v2.BadRequestError):
         client("default").chat.completions.create(model="qwen3-8b", messages=HELLO)
     emu.set_faults(fail_next=1)
@@ -139,7 +154,6 @@ def test_dashscope_v2_client_raises_its_error_classes(emu):
 # -- validation ------------------------------------------------------------------------------
 
 COMPAT_BAD = [
-    ({"messages": HELLO}, "model"),
     ({"model": "qwen-plus"}, "messages"),
     ({"model": "qwen-plus", "messages": "hello"}, "messages"),
     ({"model": "qwen-plus", "messages": []}, "messages"),
@@ -160,6 +174,14 @@ def test_bad_compatible_bodies_get_400_naming_the_field(emu, body, field):
     err = assert_compat_error(compat_post(emu, body), 400, "invalid_parameter_error")
     assert field in err["message"]
     assert err["type"] == "invalid_request_error"
+
+
+def test_a_missing_model_is_answered_as_the_service_does(emu):
+    err = assert_compat_error(compat_post(emu, {"messages": HELLO}), 400, "invalid_request_error")
+    assert err == {"code": "invalid_request_error", "message": "you must provide a model parameter.",
+                   "type": "invalid_request_error", "param": "model"}
+    body = assert_native_error(native_post(emu, {"input": {"messages": HELLO}}), 400, "BadRequest.EmptyModel")
+    assert body["message"] == 'Required parameter "model" missing from request.'
 
 
 NATIVE_BAD = [
@@ -238,7 +260,7 @@ def test_rate_limit_per_key(emu):
     with pytest.raises(openai.RateLimitError) as exc:
         c.chat.completions.create(model="qwen-plus", messages=HELLO)
     assert exc.value.code == "limit_requests"
-    assert "rate limit" in exc.value.message.lower()
+    assert exc.value.body["message"] == "You have exceeded your current request limit."  # the compatible wording
     # another key has its own budget
     assert oa(emu, "team-a").chat.completions.create(model="qwen-plus", messages=HELLO).choices
     r = dashscope.Generation.call(api_key=emu.key(), base_address=emu.base_url(SG, "dashscope"),
@@ -322,10 +344,12 @@ def test_profiles_and_default_profiles(emu):
 def test_permissions_api_changes_grants_at_runtime(emu):
     ws = emu.config.workspace("team-a")
     url = emu.base_url(SG, "dashscope", "team-a") + "/models/permissions"
-    auth = {"Authorization": f"Bearer {emu.key('team-a')}"}
+    auth = {"Authorization": f"Bearer {emu.key()}"}  # the account's (default workspace's) key
     r = httpx.post(url, headers=auth, json={"models": [{"model": "qwen-max", "inference": True}],
                                             "access_all_entities": "KEEP"})
     assert r.status_code == 200 and "qwen-max" in emu.grants("team-a")
+    assert r.json() == {"request_id": r.headers["x-request-id"], "code": None, "message": None, "success": True,
+                        "output": None}
     assert oa(emu, "team-a").chat.completions.create(model="qwen-max", messages=HELLO).choices
     r = httpx.post(url, headers=auth, json={"models": [], "access_all_entities": "CLOSE"})
     assert r.status_code == 200 and emu.grants("team-a") == ()
@@ -333,9 +357,13 @@ def test_permissions_api_changes_grants_at_runtime(emu):
         oa(emu, "team-a").chat.completions.create(model="qwen-plus", messages=HELLO)
     r = httpx.post(url, headers=auth, json={"models": [], "access_all_entities": "KEEP"})
     assert_native_error(r, 400, "InvalidParameter")
-    # another workspace's key cannot change team-a's grants
+    # another workspace's key cannot change team-a's grants, nor can team-a's own key (the emulator's choice)
     other = {"Authorization": f"Bearer {emu.key('team-b')}"}
     assert httpx.post(url, headers=other, json={"access_all_entities": "OPEN"}).status_code == 401
+    own = httpx.post(url, headers={"Authorization": f"Bearer {emu.key('team-a')}"},
+                     json={"access_all_entities": "OPEN"})
+    assert "permission" in assert_native_error(own, 403, "AccessDenied")["message"]
+    assert emu.grants("team-a") == ()
     emu.reset()
     assert emu.grants("team-a") == ws.models
 

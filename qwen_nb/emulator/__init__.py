@@ -1,4 +1,4 @@
-"""A local Model Studio emulator: both protocols, every region, workspaces, pacing and faults.
+"""A local Model Studio emulator: both protocols, every region, workspaces, pacing, faults and the service's errors.
 
 ``from qwen_nb.emulator import Emulator`` is cheap: the web server is imported
 only when an emulator starts.
@@ -12,6 +12,7 @@ _LAZY = {
     "Emulator": "qwen_nb.emulator.server",
     "EmulatorConfig": "qwen_nb.emulator.config",
     "Workspace": "qwen_nb.emulator.config",
+    "Flags": "qwen_nb.emulator.config",
     "Pacing": "qwen_nb.emulator.config",
     "load_config": "qwen_nb.emulator.config",
     "default_config": "qwen_nb.emulator.config",

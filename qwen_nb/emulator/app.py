@@ -3,13 +3,20 @@
 Layout, for each region id of ``qwen_nb._regions.REGIONS``::
 
     /{region}/compatible-mode/v1/chat/completions            POST (OpenAI-compatible)
-    /{region}/compatible-mode/v1/models                      GET
+    /{region}/compatible-mode/v1/models                      GET (the region's catalogue)
     /{region}/api/v1/services/aigc/text-generation/generation        POST (native)
     /{region}/api/v1/services/aigc/multimodal-generation/generation  POST (native, vision)
-    /{region}/ws/{workspace_id}/...                          the workspace gateway: same paths,
-                                                             plus POST /api/v1/models/permissions
-    /_emulator/faults | reset | requests | counters | stats | health | workspaces
+    /{region}/api/v1/models                                  GET (native, paginated catalogue)
+    /{region}/ws/{workspace_id}/...                          the workspace gateway: same paths, plus
+                                                             GET and POST /api/v1/models/permissions
+    /_emulator/faults | reset | requests | counters | stats | health | workspaces[/{name}] | keys
                                                              (loopback-only control endpoints)
+
+Every error answer is a row of the service-facts table (``qwen_nb.facts.ERRORS``): its status,
+both codes and message. A workspace's (or a key's) flags (``config.Flags``) make the emulator
+answer like the service does for an overdue account, a used-up free tier or budget, a missing
+subscription, content moderation, token and burst limits, or any row at all (``fail_with``),
+before the answer or, for streams, inside it.
 
 Under load and abuse: request bodies are read piece by piece and refused past ``max_body_bytes``
 (the emulator's own guard); a body is parsed, validated and answered on the event loop only
@@ -28,7 +35,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -36,11 +43,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from qwen_nb import facts
 from qwen_nb._regions import REGIONS
 from qwen_nb._secrets import mask_key
 from qwen_nb.catalog import MODELS, ModelInfo, model_info
 from qwen_nb.emulator import wire
-from qwen_nb.emulator.config import Workspace
+from qwen_nb.emulator.config import BILLS, Flags, Workspace
 from qwen_nb.emulator.replies import Reply, build_reply, count_tokens, get_tokenizer, prompt_tokens, render_prompt
 from qwen_nb.emulator.state import (
     KEEP_BODY_BYTES,
@@ -51,13 +59,14 @@ from qwen_nb.emulator.state import (
 )
 from qwen_nb.emulator.validate import BadRequest, ChatRequest, parse_compatible, parse_native
 
-COMPAT_CHAT = "/compatible-mode/v1/chat/completions"
-COMPAT_MODELS = "/compatible-mode/v1/models"
-NATIVE_TEXT = "/api/v1/services/aigc/text-generation/generation"
-NATIVE_VISION = "/api/v1/services/aigc/multimodal-generation/generation"
-PERMISSIONS = "/api/v1/models/permissions"
+COMPAT_CHAT = facts.COMPATIBLE_PATH + "/chat/completions"
+COMPAT_MODELS = facts.COMPATIBLE_PATH + "/models"
+NATIVE_TEXT = facts.NATIVE_PATH + facts.NATIVE_TEXT_GENERATION
+NATIVE_VISION = facts.NATIVE_PATH + facts.NATIVE_MULTIMODAL_GENERATION
+NATIVE_MODELS = facts.NATIVE_PATH + "/models"
+PERMISSIONS = facts.NATIVE_PATH + facts.PERMISSIONS_PATH
 CHAT_ENDPOINTS = (COMPAT_CHAT, NATIVE_TEXT, NATIVE_VISION)
-ENDPOINTS = (*CHAT_ENDPOINTS, COMPAT_MODELS, PERMISSIONS)
+ENDPOINTS = (*CHAT_ENDPOINTS, COMPAT_MODELS, NATIVE_MODELS, PERMISSIONS)
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
 
 #: Largest request body accepted. The service documents no request-size limit for chat calls
@@ -72,13 +81,15 @@ BIG_BODIES_AT_ONCE = 4
 #: Status recorded for a request whose client went away before it was answered (nginx's convention).
 CLIENT_GONE = 499
 
-MSG_BAD_KEY = (
-    "Invalid API-key provided. Check that the API key is valid and that the API key, the region and "
-    "the base URL match: a key only works in the region (and on the workspace gateway) it was created for."
-)
-MSG_NO_KEY = "No API-key provided. Send it as 'Authorization: Bearer sk-...'."
-MSG_RATE = "Requests rate limit exceeded, please try again later."
-MSG_INTERNAL = "An internal error has occurred, please try again later or contact service support."
+MSG_NO_KEY = "No API-key provided."
+#: Who may change a workspace's grants is not documented (the console says: the Alibaba Cloud
+#: account). The emulator's choice: the region's default-workspace key may; a sub-workspace's own
+#: key gets 403 AccessDenied with this message (the service's answer to it is unverified).
+MSG_NO_GRANT_RIGHTS = "The API key does not have permission to modify model permissions."
+#: the permissions list's page size: default and largest (its API reference)
+PERMISSIONS_PAGE, PERMISSIONS_MAX_PAGE = 20, 200
+#: the native model list's page size when none is given (the dashscope SDK's default)
+MODELS_PAGE = 10
 MSG_JSON_WORD = "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'."
 MSG_STREAM_ONLY = "This model only support stream mode, please enable the stream parameter to access the model."
 MSG_THINK_STREAM = "parameter.enable_thinking must be set to false for non-streaming calls"
@@ -112,10 +123,38 @@ def install_log_filter() -> None:
 
 
 class _Fail(Exception):
-    def __init__(self, kind: str, message: str, *, code: str | None = None, param: str | None = None,
+    """An error answer: ``kind`` is the row of ``facts.ERRORS``; ``message`` "" sends the row's own;
+    ``code`` replaces the row's code in the request's protocol."""
+
+    def __init__(self, kind: str, message: str = "", *, code: str | None = None, param: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message or kind)
         self.kind, self.message, self.code, self.param, self.headers = kind, message, code, param, headers
+
+
+def _bad_request(bad: BadRequest) -> _Fail:
+    """The answer to a bad body: the row its code names (through the table), else ``invalid_parameter``."""
+    fact = facts.error_fact(bad.code, 400) if bad.code else None
+    return _Fail(fact.key if fact is not None else "invalid_parameter", bad.message, code=bad.code, param=bad.param)
+
+
+def _wants_sse(request: Request) -> bool:
+    """A native call asking for a stream (the SDKs send ``X-DashScope-SSE: enable``)."""
+    return (request.headers.get("x-dashscope-sse", "").lower() == "enable"
+            or "text/event-stream" in request.headers.get("accept", ""))
+
+
+def _listed(model: str, names: tuple[str, ...] | None) -> bool:
+    """``model`` (or the model a dated snapshot of it follows) is one of ``names``; None lists every model."""
+    if names is None:
+        return True
+    info = model_info(model)
+    return model in names or (info is not None and info.id in names)
+
+
+def _display_name(model_id: str) -> str:
+    """A model's name as a list shows it: "qwen3-max" -> "Qwen3 Max"."""
+    return " ".join(w.upper() if w in ("vl", "ocr") else w.capitalize() for w in model_id.split("-"))
 
 
 class _ClientGone(Exception):
@@ -140,6 +179,17 @@ def _content_length(request: Request) -> int | None:
     return int(value)
 
 
+def _page(q: Any, name: str, default: int, high: int | None = None) -> int:
+    """A positive page number or size from the query string (400 InvalidParameter otherwise)."""
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1 or (high is not None and int(raw) > high):
+        bound = f" and at most {high}" if high is not None else ""
+        raise _Fail("invalid_parameter", f"{name} must be an integer of at least 1{bound}, got {raw!r}.", param=name)
+    return int(raw)
+
+
 def _too_large(size: int, limit: int) -> _Fail:
     return _Fail("invalid_parameter", f"The request body is too large: {size} bytes, more than the {limit} bytes "
                  f"({limit / 2**20:.3g} MiB) this emulator accepts. Send a shorter input.")
@@ -160,11 +210,12 @@ class ChatJob:
     #: native protocol: the client asked for a stream with a header
     sse: bool
     grants: tuple[str, ...] | None
-    ws_name: str
-    ws_id: str
     reply_tokens: int | None
     #: return the parsed body (kept in the request log)
     keep_body: bool
+    #: content moderation (the workspace's flags): words refused in a prompt, and in an answer
+    blocked_input: tuple[str, ...] = ()
+    blocked_output: tuple[str, ...] = ()
 
 
 @dataclass
@@ -184,25 +235,42 @@ class ChatPlan:
     result_format: str = "message"
     multimodal: bool = False
     reply: Reply | None = None
-
-
-def _granted(grants: tuple[str, ...] | None, model: str) -> bool:
-    if grants is None:
-        return True
-    info = model_info(model)
-    return model in grants or (info is not None and info.id in grants)
+    #: the prompt holds a word of ``blocked_input``
+    input_blocked: bool = False
+    #: the answer (or the prompt) holds a word of ``blocked_output``: the content piece the
+    #: answer is stopped at (a stream sends the pieces before it, then the error)
+    output_blocked_at: int | None = None
 
 
 def _model(name: str, region: str, protocol: str) -> ModelInfo:
     info = model_info(name)
     if info is None or region not in info.regions:
+        if protocol == "native":  # the native API: 400 InvalidParameter "Model not exist."
+            raise _Fail("model_not_exist")
+        # the compatible API: 404 model_not_found, in the wording of the service's error-code page
+        # that names the model ("The model xxx does not exist or you do not have access to it.")
         where = "" if info is None else f" in region {region}"
-        if protocol == "compatible":
-            msg = f"The model `{name}` does not exist or you do not have access to it{where}."
-        else:
-            msg = f"Model not exist: {name!r} is not offered{where or ''}." if info else "Model not exist."
-        raise _Fail("model_not_found", msg)
+        raise _Fail("model_not_found", f"The model `{name}` does not exist or you do not have access to it{where}.")
     return info
+
+
+def _holds(text: str, words: tuple[str, ...]) -> str | None:
+    """The first of ``words`` in ``text`` (any case), or None."""
+    low = text.lower()
+    return next((w for w in words if w and w.lower() in low), None)
+
+
+def _blocked_piece(reply: Reply, word: str) -> int:
+    """The content piece where ``word`` starts in the answer (half-way if only the prompt holds it)."""
+    at = reply.content.lower().find(word.lower())
+    if at < 0:
+        return len(reply.content_pieces) // 2
+    seen = 0
+    for i, piece in enumerate(reply.content_pieces):
+        seen += len(piece)
+        if seen > at:
+            return i
+    return len(reply.content_pieces)
 
 
 def _thinking(req: ChatRequest, info: ModelInfo) -> bool:
@@ -276,11 +344,8 @@ def prepare_chat(job: ChatJob) -> ChatPlan:
             req = parse_native(body, stream=job.sse)
         plan.summary["stream"] = req.stream
         info = _model(req.model, job.region, job.protocol)
-        if not _granted(job.grants, req.model):
-            raise _Fail("access_denied", (
-                f"Access denied: the workspace of this API key ({job.ws_name}, {job.ws_id}) has not been granted "
-                f"the model {req.model!r}. An administrator can grant it in the workspace's model "
-                "permissions, or use a key of a workspace that has it."))
+        if not _listed(req.model, job.grants):  # a sub-workspace not granted the model
+            raise _Fail("model_denied")
         multimodal = job.sub == NATIVE_VISION
         if job.protocol == "native" and multimodal != info.vision:
             right = NATIVE_VISION if info.vision else NATIVE_TEXT
@@ -307,11 +372,18 @@ def prepare_chat(job: ChatJob) -> ChatPlan:
             thinking=thinking, thinking_budget=req.thinking_budget, max_tokens=req.max_tokens, stop=req.stop,
             seed=req.seed, response_format=req.response_format, min_tokens=job.reply_tokens, input_tokens=tokens,
         )
+        if job.blocked_input or job.blocked_output:
+            prompt = "\n".join(m["text"] for m in req.messages)
+            plan.input_blocked = _holds(prompt, job.blocked_input) is not None
+            word = _holds(plan.reply.content, job.blocked_output) or _holds(prompt, job.blocked_output)
+            if word is not None:
+                plan.output_blocked_at = _blocked_piece(plan.reply, word)
     except _Fail as fail:
         plan.refusal = (fail.kind, fail.message, fail.code, fail.param)
         return plan
     except BadRequest as bad:
-        plan.refusal = ("invalid_parameter", bad.message, _native_code(bad), bad.param)
+        refused = _bad_request(bad)
+        plan.refusal = (refused.kind, refused.message, refused.code, refused.param)
         return plan
     plan.model, plan.stream, plan.include_usage, plan.incremental = (
         req.model, req.stream, req.include_usage, req.incremental)
@@ -459,6 +531,8 @@ class _Ctx:
 
     authenticated: bool = False
     workspace: str | None = None
+    #: the caller's key (never logged: the record keeps it masked)
+    api_key: str = field(default="", repr=False)
     body: Any = None
     body_bytes: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
@@ -496,8 +570,16 @@ class EmulatorApp:
             headers.update(extra)
         return Response(body, status_code=status, media_type="application/json", headers=headers)
 
-    def _error(self, protocol: str, fail: _Fail, rid: str) -> Response:
-        status, body = wire.error_body(protocol, fail.kind, fail.message, rid, code=fail.code, param=fail.param)
+    def _error(self, protocol: str, fail: _Fail, rid: str, sse: bool = False) -> Response:
+        """The error answer; for a native stream refused before its first event, an ``event:error`` body."""
+        message = fail.message or wire.error_message(protocol, fail.kind)
+        if sse and protocol == "native":
+            fields = wire.error_fields(protocol, fail.kind, message, rid, code=fail.code, param=fail.param)
+            status = wire.ERRORS[fail.kind].status
+            headers = {"x-request-id": rid, **(fail.headers or {})}
+            return Response(wire.native_error_event(status, fields), status_code=status,
+                            media_type="text/event-stream", headers=headers)
+        status, body = wire.error_body(protocol, fail.kind, message, rid, code=fail.code, param=fail.param)
         return self._json(status, body, rid, fail.headers)
 
     def _retry_after(self) -> dict[str, str] | None:
@@ -507,10 +589,15 @@ class EmulatorApp:
             return None
         return {"retry-after": str(math.ceil(seconds)), "retry-after-ms": str(round(seconds * 1000))}
 
+    def _wait_headers(self, kind: str) -> dict[str, str] | None:
+        """``Retry-After`` (if the settings ask for it) on a 429 that means "wait", none on the others."""
+        row = wire.ERRORS[kind]
+        return self._retry_after() if row.status == 429 and row.retryable else None
+
     def _fault(self, status: int) -> _Fail:
-        if status == 429:
-            return _Fail("rate_limit", MSG_RATE, headers=self._retry_after())
-        return _Fail(wire.STATUS_KIND[status], MSG_INTERNAL)
+        """The row answering an injected status (``fail_status``; 429 is the requests-per-minute row)."""
+        kind = wire.STATUS_KIND[status]
+        return _Fail(kind, headers=self._wait_headers(kind))
 
     def _record(self, request: Request, ctx: _Ctx, status: int, rid: str, region: str | None, ws_id: str | None,
                 sub: str | None) -> None:
@@ -541,19 +628,23 @@ class EmulatorApp:
 
     def _authenticate(self, request: Request, region: str, ws_id: str | None, ctx: _Ctx, *,
                       admin: bool = False) -> Workspace:
+        """The caller's workspace. ``admin``: the region's default-workspace key may use any workspace host."""
         auth = request.headers.get("authorization", "")
         scheme, _, key = auth.partition(" ")
         key = key.strip()
         if not auth or scheme.lower() != "bearer" or not key:
             raise _Fail("invalid_key", MSG_NO_KEY)
         ws = self.state.workspace_for_key(key)
-        if ws is None or ws.region != region:
-            raise _Fail("invalid_key", MSG_BAD_KEY)
+        if ws is None or ws.region != region:  # keys are per region: another region's key is just invalid
+            raise _Fail("invalid_key")
         if ws_id is not None and ws.id != ws_id and not (admin and ws.default):
-            raise _Fail("invalid_key", MSG_BAD_KEY)
-        ctx.authenticated, ctx.workspace = True, ws.id
+            raise _Fail("workspace_unknown")  # only that workspace's keys may call its host
+        named = request.headers.get("x-dashscope-workspace", "").strip()
+        if named and named != ws.id and not (admin and ws.default and named == ws_id):
+            raise _Fail("workspace_denied")  # the call names a workspace the key does not belong to
+        ctx.authenticated, ctx.workspace, ctx.api_key = True, ws.id, key
         if not self.state.check_rate(key):
-            raise _Fail("rate_limit", MSG_RATE, headers=self._retry_after())
+            raise _Fail("rate_limit", headers=self._retry_after())
         return ws
 
     async def _read_body(self, request: Request, ctx: _Ctx) -> bytearray:
@@ -593,34 +684,35 @@ class EmulatorApp:
             return await self.control(request, path)
         region, ws_id, sub = _split(path)
         protocol = "compatible" if sub.startswith("/compatible-mode/") else "native"
+        sse = protocol == "native" and sub in CHAT_ENDPOINTS and _wants_sse(request)
         rid = str(uuid.uuid4())
         ctx = _Ctx(body_bytes=_content_length(request) or 0)
         try:
             if region not in REGIONS:
                 raise _Fail("not_found", f"Unknown region prefix {region!r}; use one of {', '.join(REGIONS)}.")
             if ws_id is not None and self.state.workspace_by_id(ws_id) is None:
-                raise _Fail("invalid_key", MSG_BAD_KEY)
+                raise _Fail("workspace_unknown")
             routes = {
-                COMPAT_CHAT: ("POST", self.chat),
-                NATIVE_TEXT: ("POST", self.chat),
-                NATIVE_VISION: ("POST", self.chat),
-                COMPAT_MODELS: ("GET", self.list_models),
-                PERMISSIONS: ("POST", self.permissions),
+                COMPAT_CHAT: {"POST": self.chat},
+                NATIVE_TEXT: {"POST": self.chat},
+                NATIVE_VISION: {"POST": self.chat},
+                COMPAT_MODELS: {"GET": self.list_models},
+                NATIVE_MODELS: {"GET": self.native_models},
+                PERMISSIONS: {"GET": self.list_permissions, "POST": self.permissions},
             }
             if sub not in routes or (sub == PERMISSIONS and ws_id is None):
-                raise _Fail("not_found", f"The requested path {sub} does not exist on this endpoint.")
-            method, handler = routes[sub]
-            if request.method != method:
-                raise _Fail("method", f"Method {request.method} is not allowed on {sub}; use {method}.")
+                raise _Fail("not_found")  # e.g. ".../api/v1/chat/completions": a native base URL + a compatible path
+            handler = routes[sub].get(request.method)
+            if handler is None:
+                raise _Fail("method", headers={"allow": ", ".join(routes[sub])})
             latency = self.state.pacing.latency
             if latency:
                 await asyncio.sleep(latency)
             response = await handler(request, region, ws_id, sub, protocol, rid, ctx)
         except _Fail as fail:
-            response = self._error(protocol, fail, rid)
+            response = self._error(protocol, fail, rid, sse)
         except BadRequest as bad:
-            response = self._error(protocol, _Fail("invalid_parameter", bad.message, code=_native_code(bad),
-                                                   param=bad.param), rid)
+            response = self._error(protocol, _bad_request(bad), rid, sse)
         except _ClientGone:
             response = Response(status_code=CLIENT_GONE)  # nobody reads it: the connection is gone
         known = region in REGIONS
@@ -629,16 +721,75 @@ class EmulatorApp:
 
     async def list_models(self, request: Request, region: str, ws_id: str | None, sub: str, protocol: str,
                           rid: str, ctx: _Ctx) -> Response:
-        ws = self._authenticate(request, region, ws_id, ctx)
+        """``GET /compatible-mode/v1/models``: the region's catalogue (not what the workspace was granted)."""
+        self._authenticate(request, region, ws_id, ctx)
         status = self.state.take_failure()
         if status:
             raise self._fault(status)
-        models = [m.id for m in MODELS.values() if region in m.regions and self.state.is_granted(ws, m.id)]
+        models = [m.id for m in MODELS.values() if region in m.regions]
         return self._json(200, wire.models_list(models), rid)
+
+    async def native_models(self, request: Request, region: str, ws_id: str | None, sub: str, protocol: str,
+                            rid: str, ctx: _Ctx) -> Response:
+        """``GET /api/v1/models``: the region's catalogue a page at a time (``page_no``, ``page_size``,
+        ``model`` for one model)."""
+        self._authenticate(request, region, ws_id, ctx)
+        q = request.query_params
+        page_no, page_size = _page(q, "page_no", 1), _page(q, "page_size", MODELS_PAGE)
+        status = self.state.take_failure()
+        if status:
+            raise self._fault(status)
+        infos = [m for m in MODELS.values() if region in m.regions and q.get("model") in (None, m.id)]
+        # the fields the dashscope SDK reads (model, provider, opensource); "name" and "description" besides
+        rows = [{"model": m.id, "name": _display_name(m.id), "provider": "qwen", "opensource": m.open_source,
+                 "description": m.description} for m in infos[(page_no - 1) * page_size:page_no * page_size]]
+        return self._json(200, wire.native_models_list(rows, page_no=page_no, page_size=page_size, total=len(infos),
+                                                       request_id=rid), rid)
+
+    async def list_permissions(self, request: Request, region: str, ws_id: str | None, sub: str, protocol: str,
+                               rid: str, ctx: _Ctx) -> Response:
+        """``GET {workspace host}/api/v1/models/permissions``: the workspace's grants, as documented:
+        ``authorization_scope`` AUTHORIZABLE (default: every model of the region, each with its
+        ``inference`` grant) or AUTHORIZED (the granted ones), ``model`` (exact), ``name`` (part of the
+        name or id), ``page_no``, ``page_size`` (1 to 200, default 20)."""
+        self._authenticate(request, region, ws_id, ctx, admin=True)
+        ws = self.state.workspace_by_id(ws_id or "")
+        assert ws is not None
+        q = request.query_params
+        scope = q.get("authorization_scope") or "AUTHORIZABLE"
+        if scope not in ("AUTHORIZABLE", "AUTHORIZED"):
+            raise _Fail("invalid_parameter", f"authorization_scope must be AUTHORIZABLE or AUTHORIZED, got {scope!r}.",
+                        param="authorization_scope")
+        action = q.get("action") or "INFERENCE"
+        if action != "INFERENCE":
+            raise _Fail("invalid_parameter", f"action must be INFERENCE, got {action!r}.", param="action")
+        page_no, page_size = _page(q, "page_no", 1), _page(q, "page_size", PERMISSIONS_PAGE, PERMISSIONS_MAX_PAGE)
+        status = self.state.take_failure()  # injected faults reach the lists too
+        if status:
+            raise self._fault(status)
+        grants = self.state.grants(ws)
+        offered = [m.id for m in MODELS.values() if region in m.regions]
+        if scope == "AUTHORIZED":
+            ids = offered if grants is None else [
+                m for m in dict.fromkeys(g if g in MODELS else getattr(model_info(g), "id", g) for g in grants)
+                if m in offered]
+        else:
+            ids = offered
+        name, exact = (q.get("name") or "").lower(), q.get("model")
+        ids = [m for m in ids if (exact is None or m == exact)
+               and (not name or name in m.lower() or name in _display_name(m).lower())]
+        rows = [{"model": m, "name": _display_name(m),
+                 "permissions": {"inference": _listed(m, grants), "fine_tune": False, "deploy": False}}
+                for m in ids[(page_no - 1) * page_size:page_no * page_size]]
+        return self._json(200, wire.permissions_list(rows, page_no=page_no, page_size=page_size, total=len(ids),
+                                                     request_id=rid), rid)
 
     async def permissions(self, request: Request, region: str, ws_id: str | None, sub: str, protocol: str,
                           rid: str, ctx: _Ctx) -> Response:
-        self._authenticate(request, region, ws_id, ctx, admin=True)
+        """``POST {workspace host}/api/v1/models/permissions``: change the workspace's grants."""
+        caller = self._authenticate(request, region, ws_id, ctx, admin=True)
+        if not caller.default:
+            raise _Fail("access_denied", MSG_NO_GRANT_RIGHTS)  # the emulator's choice, see MSG_NO_GRANT_RIGHTS
         raw = await self._read_body(request, ctx)
         if not raw:
             raise _Fail("invalid_parameter", "The request body is empty; send a JSON object.")
@@ -665,32 +816,73 @@ class EmulatorApp:
         if not isinstance(raw_models, list) or (mode == "KEEP" and not 1 <= len(raw_models) <= 20):
             raise _Fail("invalid_parameter", "models must be a list of 1 to 20 {\"model\", \"inference\"} items "
                         "when access_all_entities is KEEP.", param="models")
-        items = []
+        items: list[tuple[str, bool | None]] = []
         for i, it in enumerate(raw_models):
-            if not isinstance(it, dict) or not isinstance(it.get("model"), str) or not isinstance(
-                    it.get("inference", True), bool):
-                raise _Fail("invalid_parameter", f"models[{i}] must be {{\"model\": str, \"inference\": bool}}.",
-                            param="models")
+            # true grants, false revokes, absent leaves it as it is ("finetune" and "deploy" are not emulated)
+            if not isinstance(it, dict) or not isinstance(it.get("model"), str) or not all(
+                    isinstance(it.get(f, False), bool) for f in ("inference", "finetune", "deploy")):
+                raise _Fail("invalid_parameter", f"models[{i}] must be {{\"model\": str, \"inference\": bool, "
+                            "\"finetune\": bool, \"deploy\": bool}} (the booleans optional).", param="models")
             if model_info(it["model"]) is None:
-                raise _Fail("model_not_found", f"Model not exist: {it['model']!r}.")
-            items.append((it["model"], it.get("inference", True)))
-        grants = self.state.apply_permissions(ws, items, mode)
-        out = {"request_id": rid, "workspace_id": ws.id,
-               "access_all_entities": "OPEN" if grants is None else "CLOSE",
-               "models": [{"model": m, "inference": True} for m in (grants or ())]}
-        return self._json(200, wire.dumps(out), rid)
+                raise _Fail("model_not_exist", f"Model not exist: {it['model']!r}.")
+            items.append((it["model"], it.get("inference")))
+        self.state.apply_permissions(ws, items, mode)
+        return self._json(200, wire.permissions_updated(rid), rid)
+
+    # -- chat ----------------------------------------------------------------
+    def _account_refusal(self, flags: Flags) -> None:
+        """What the service answers every call of an account in a bad state (before reading the request)."""
+        if flags.overdue:
+            raise _Fail("arrearage")
+        if flags.bill_overdue:
+            raise _Fail(BILLS[flags.bill_overdue])
+        if not flags.subscribed:
+            raise _Fail("not_subscribed")
+        if flags.budget_exhausted:
+            raise _Fail("budget")
+
+    def _model_refusal(self, ws: Workspace, key: str, flags: Flags, plan: ChatPlan) -> int | None:
+        """What the service answers a valid call of this model: raises the refusal, or returns after how
+        many events a stream fails with ``flags.fail_with`` (None: it does not)."""
+        model = plan.model
+        base = getattr(model_info(model), "id", model)
+        if _listed(model, flags.unpurchased or ()):
+            raise _Fail("unpurchased")
+        fto = flags.free_tier_only
+        if fto is True or (isinstance(fto, tuple) and _listed(model, fto)):
+            raise _Fail("free_tier_only")
+        error_after = None
+        if flags.fail_with and _listed(model, flags.fail_models) and self.state.take_fail(
+                self.state.scope(ws, key, "fail_with"), flags.fail_times):
+            if not plan.stream or flags.error_after is None:
+                raise _Fail(flags.fail_with, headers=self._wait_headers(flags.fail_with))
+            error_after = flags.error_after
+        limits = (("burst", "burst_limit", flags.burst_limit, 1.0, "burst_rate"),
+                  ("rate", "rate_limit", flags.rate_limit, self.state.pacing.rate_window, "rate_limit"))
+        for what, name, limit, window, kind in limits:
+            if limit is not None and not self.state.check_window(what, self.state.scope(ws, key, name), base, limit,
+                                                                 window):
+                raise _Fail(kind, headers=self._retry_after())
+        tpm = flags.tokens_per_minute
+        if tpm is not None and self.state.tokens_used(self.state.scope(ws, key, "tokens_per_minute"), base) > tpm:
+            raise _Fail("token_limit", headers=self._retry_after())
+        if plan.input_blocked:
+            raise _Fail("data_inspection")
+        if plan.output_blocked_at is not None and not plan.stream:
+            raise _Fail("data_inspection_output")
+        return error_after
 
     async def chat(self, request: Request, region: str, ws_id: str | None, sub: str, protocol: str,
                    rid: str, ctx: _Ctx) -> Response:
         loop = asyncio.get_running_loop()
         arrived = loop.time()
         ws = self._authenticate(request, region, ws_id, ctx)
-        accept = request.headers.get("accept", "")
+        key = ctx.api_key
+        flags = self.state.flags(ws, key)
         job = ChatJob(
-            raw=b"", protocol=protocol, sub=sub, region=region,
-            sse=request.headers.get("x-dashscope-sse", "").lower() == "enable" or "text/event-stream" in accept,
-            grants=self.state.grants(ws), ws_name=ws.name, ws_id=ws.id, reply_tokens=self.state.pacing.reply_tokens,
-            keep_body=False,
+            raw=b"", protocol=protocol, sub=sub, region=region, sse=_wants_sse(request),
+            grants=self.state.grants(ws), reply_tokens=self.state.pacing.reply_tokens, keep_body=False,
+            blocked_input=flags.blocked_words_input, blocked_output=flags.blocked_words_output,
         )
         declared = _content_length(request)
         if declared is not None and declared <= INLINE_BODY_BYTES:  # the server delivers no more than declared
@@ -711,11 +903,17 @@ class EmulatorApp:
             status = self.state.take_failure()
             if status:
                 raise self._fault(status)
+        self._account_refusal(flags)
         if plan.refusal is not None:
             kind, message, code, param = plan.refusal
             raise _Fail(kind, message, code=code, param=param)
+        error_after = self._model_refusal(ws, key, flags, plan)
         reply = plan.reply
         assert reply is not None
+        if flags.tokens_per_minute is not None:
+            self.state.note_tokens(self.state.scope(ws, key, "tokens_per_minute"),
+                                   getattr(model_info(plan.model), "id", plan.model),
+                                   reply.input_tokens + reply.output_tokens)
         pacing = self.state.pacing
         created = int(time.time())
         start = arrived + pacing.latency
@@ -724,9 +922,18 @@ class EmulatorApp:
             if protocol == "compatible":
                 events = wire.compat_stream(reply, model=plan.model, request_id=rid, created=created,
                                             include_usage=plan.include_usage)
+                last_body = len(events) - 2 - plan.include_usage  # the chunks before the finishing one
             else:
                 events = wire.native_stream(reply, request_id=rid, result_format=plan.result_format,
                                             multimodal=plan.multimodal, incremental=plan.incremental)
+                last_body = len(events) - 1
+            if error_after is not None:
+                events = _fail_midway(events, protocol, min(error_after, last_body), flags.fail_with or "", rid)
+            elif plan.output_blocked_at is not None:
+                # the answer streams until the piece holding the word, then content moderation stops it
+                head = (1 if protocol == "compatible" else 0) + len(reply.reasoning_pieces)
+                keep = max(1, min(head + plan.output_blocked_at, last_body))
+                events = _fail_midway(events, protocol, keep, "data_inspection_output", rid)
             gen = _paced(events, start, pacing.ttft, pacing.tokens_per_second, self.state.take_cut(),
                          self.state.lateness.append)
             return _QuietStream(gen, media_type="text/event-stream",
@@ -757,10 +964,7 @@ class EmulatorApp:
             if name == "faults" and request.method == "GET":
                 return Response(wire.dumps(self.state.pacing_dict()), media_type="application/json")
             if name == "faults" and request.method == "POST":
-                changes = json.loads(await request.body() or b"{}")
-                if not isinstance(changes, dict):
-                    raise ValueError("send a JSON object of settings")
-                self.state.set_faults(**changes)
+                self.state.set_faults(**_json_object(await request.body()))
                 return Response(wire.dumps(self.state.pacing_dict()), media_type="application/json")
             if name == "reset" and request.method == "POST":
                 self.state.reset()
@@ -771,11 +975,28 @@ class EmulatorApp:
                 return Response(wire.dumps(self.state.counters()), media_type="application/json")
             if name == "workspaces" and request.method == "GET":
                 # demo keys are public: they only work on this emulator
-                # "models": the configured grants (what a profile knows); "granted_now": after runtime changes
+                # "models": the configured grants (what a profile knows); "granted_now": after runtime changes;
+                # "flags": how the service treats the workspace's calls now
                 spaces = [{"name": ws.name, "id": ws.id, "region": ws.region, "default": ws.default,
-                           "keys": list(ws.keys), "models": ws.models, "granted_now": self.state.grants(ws)}
+                           "keys": list(ws.keys), "models": ws.models, "granted_now": self.state.grants(ws),
+                           "flags": asdict(self.state.flags(ws))}
                           for ws in self.state.config.workspaces]
                 return Response(wire.dumps(spaces), media_type="application/json")
+            if name.startswith("workspaces/") and request.method in ("GET", "POST"):
+                # POST {"free_tier_only": true, ...}: change a workspace's flags (by name or id) until reset
+                ws = self.state.config.workspace(name[len("workspaces/"):])
+                if request.method == "POST":
+                    self.state.set_flags(ws, **_json_object(await request.body()))
+                return Response(wire.dumps(asdict(self.state.flags(ws))), media_type="application/json")
+            if name == "keys" and request.method == "POST":
+                # {"key": "sk-...", <flags>}: the flags of one key until reset (answers with that key's flags)
+                changes = _json_object(await request.body())
+                key = changes.pop("key", None)
+                owner = self.state.workspace_for_key(key) if isinstance(key, str) else None
+                if owner is None or not isinstance(key, str):
+                    raise ValueError("send {\"key\": <a key of one of the emulator's workspaces>, <flags>}")
+                flags = self.state.set_key_flags(owner, key, **changes)
+                return Response(wire.dumps(asdict(flags)), media_type="application/json")
             if name == "requests" and request.method == "GET":
                 # ?since=SEQ: only records after that one; ?limit=N (default 1000) or limit=all: the newest N
                 q = request.query_params
@@ -792,12 +1013,25 @@ class EmulatorApp:
                         media_type="application/json")
 
 
-def _native_code(bad: BadRequest) -> str | None:
-    if bad.param == "model" and "missing" in bad.message:
-        return "BadRequest.EmptyModel"
-    if bad.param == "input" and "missing" in bad.message:
-        return "BadRequest.EmptyInput"
-    return None
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A control request's JSON object of settings (ValueError otherwise)."""
+    changes = json.loads(raw or b"{}")
+    if not isinstance(changes, dict):
+        raise ValueError("send a JSON object of settings")
+    return changes
+
+
+def _fail_midway(events: list[wire.Event], protocol: str, keep: int, kind: str, rid: str) -> list[wire.Event]:
+    """The first ``keep`` events of a stream, then the service's error event for the row ``kind``: native
+    ``event:error`` with ``:HTTP_STATUS/<status>``, compatible ``data: {"error": ...}`` (no ``[DONE]``)."""
+    keep = max(0, keep)
+    slot = events[keep - 1].slot if keep else 0
+    fields = wire.error_fields(protocol, kind, wire.error_message(protocol, kind), rid)
+    if protocol == "compatible":
+        data = wire.compat_error_event(fields, rid)
+    else:
+        data = wire.native_error_event(wire.ERRORS[kind].status, fields, keep + 1)
+    return [*events[:keep], wire.Event(slot, data)]
 
 
 async def _paced(events: list[wire.Event], start: float, ttft: float, tps: float | None, cut: int | None,

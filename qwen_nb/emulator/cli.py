@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Start the emulator, print its base URLs and demo keys, serve until interrupted."""
     args = _parser().parse_args(argv)
+    from dataclasses import asdict
+
+    from qwen_nb.emulator.config import Flags
     from qwen_nb.emulator.server import Emulator
     from qwen_nb.errors import QwenNbError
 
@@ -54,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     for ws in emu.config.workspaces:
         models = "all models" if ws.models is None else ", ".join(ws.models)
         print(f"  {ws.name:<12} {ws.region:<15} {ws.id}  key {ws.keys[0]}  ({models})")
+        changed = {k: v for k, v in asdict(ws.flags).items() if v != getattr(Flags(), k)}
+        if changed or ws.key_flags:
+            flags = ", ".join(f"{k}={v!r}" for k, v in changed.items()) or "none"
+            print(f"  {'':<12} flags: {flags}" + (f"; {len(ws.key_flags)} key(s) with flags" if ws.key_flags else ""))
     print("Base URLs, e.g. Singapore:")
     print(f"  openai SDK:    {emu.base_url('ap-southeast-1', 'openai')}")
     print(f"  dashscope SDK: {emu.base_url('ap-southeast-1', 'dashscope')}")

@@ -22,8 +22,24 @@ TOML format (see ``qwen_nb/data/emulator_default.toml``)::
     id = "llm-a2c8c0cbb1380af9"     # workspace id (gateway path /{region}/ws/{id})
     region = "ap-southeast-1"
     default = false                 # the region's default workspace?
-    keys = ["sk-..."]
+    keys = ["sk-..."]               # or {key = "sk-...", <flags>} for flags of that key only
     models = ["qwen-plus"]          # or "all"
+    # the service's failures, each answering with one row of qwen_nb.facts.ERRORS (all optional):
+    free_tier_only = true           # 403 AllocationQuota.FreeTierOnly (or a list of models)
+    overdue = true                  # 400 Arrearage
+    bill_overdue = "prepaid"        # 429 PrepaidBillOverdue ("postpaid": PostpaidBillOverdue)
+    unpurchased = ["qwen-max"]      # 403 AccessDenied.Unpurchased for these models
+    budget_exhausted = true         # 429, Budget Management stopped the calls
+    subscribed = false              # 429 CommodityNotPurchased
+    blocked_words_input = ["..."]   # 400 DataInspectionFailed before the answer (a word in the prompt)
+    blocked_words_output = ["..."]  # the answer (or a prompt) holding a word: streams fail midway, others get 400
+    tokens_per_minute = 5000        # 429 Throttling.AllocationQuota once the minute's tokens pass it (per model)
+    burst_limit = 5                 # 429 Throttling.BurstRate past this many requests within 1 s (per model)
+    rate_limit = 60                 # 429 Throttling.RateQuota past this many requests per rate_window (per model)
+    fail_with = "unavailable"       # any row key of qwen_nb.facts.ERRORS ...
+    fail_models = ["qwen-max"]      # ... only for these models (default: every model)
+    fail_times = 2                  # ... only this many times (default: every time)
+    error_after = 3                 # ... inside streams, after this many events (default: before the first)
 """
 
 from __future__ import annotations
@@ -45,9 +61,123 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "data" / "emulator_default.toml"
 
 
+#: the service answers a flag leads to (flag -> row keys of ``qwen_nb.facts.ERRORS``)
+FLAG_ROWS: dict[str, tuple[str, ...]] = {
+    "free_tier_only": ("free_tier_only",),
+    "overdue": ("arrearage",),
+    "bill_overdue": ("prepaid_overdue", "postpaid_overdue"),
+    "unpurchased": ("unpurchased",),
+    "budget_exhausted": ("budget",),
+    "subscribed": ("not_subscribed",),
+    "blocked_words_input": ("data_inspection",),
+    "blocked_words_output": ("data_inspection_output",),
+    "tokens_per_minute": ("token_limit",),
+    "burst_limit": ("burst_rate",),
+    "rate_limit": ("rate_limit",),
+    "fail_with": (),
+}
+BILLS = {"prepaid": "prepaid_overdue", "postpaid": "postpaid_overdue"}
+
+
+@dataclass(frozen=True)
+class Flags:
+    """How the service treats a workspace (or one of its keys): account states, limits and faults.
+
+    Each flag answers like the service with one row of ``qwen_nb.facts.ERRORS`` (``FLAG_ROWS``);
+    the defaults answer every call normally.
+    """
+
+    #: 403 ``AllocationQuota.FreeTierOnly``: True for every model, or the models whose free tier is used up
+    free_tier_only: bool | tuple[str, ...] = False
+    #: 400 ``Arrearage``: the account is overdue
+    overdue: bool = False
+    #: "prepaid" or "postpaid": 429 ``PrepaidBillOverdue`` / ``PostpaidBillOverdue``
+    bill_overdue: str | None = None
+    #: 403 ``AccessDenied.Unpurchased`` for these models
+    unpurchased: tuple[str, ...] = ()
+    #: 429: the budget set in the console's Budget Management is used up
+    budget_exhausted: bool = False
+    #: False: 429 ``CommodityNotPurchased``
+    subscribed: bool = True
+    #: 400 ``DataInspectionFailed`` ("Input data ...") when a prompt holds one of these words (any case)
+    blocked_words_input: tuple[str, ...] = ()
+    #: ``DataInspectionFailed`` ("Output data ...") when the answer or the prompt holds one of these words:
+    #: a stream fails after some events, other calls get the 400
+    blocked_words_output: tuple[str, ...] = ()
+    #: 429 ``Throttling.AllocationQuota`` once the last minute's input+output tokens of a model pass this
+    tokens_per_minute: int | None = None
+    #: 429 ``Throttling.BurstRate`` for a model's request past this many within one second
+    burst_limit: int | None = None
+    #: 429 ``Throttling.RateQuota`` for a model's request past this many within ``rate_window`` seconds
+    rate_limit: int | None = None
+    #: answer model calls with this row of ``qwen_nb.facts.ERRORS`` (its key, e.g. "unavailable")
+    fail_with: str | None = None
+    #: ... only calls of these models (None: every model)
+    fail_models: tuple[str, ...] | None = None
+    #: ... only this many times (None: every time)
+    fail_times: int | None = None
+    #: ... streams: after this many events (an error event inside the stream); None: before the first
+    error_after: int | None = None
+
+    def validated(self, where: str = "emulator flags") -> Flags:
+        """Return self after checking every flag, raising ``InputError`` on nonsense."""
+        from qwen_nb import facts
+
+        for name in ("overdue", "budget_exhausted", "subscribed"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{where}: {name} must be true or false, got {getattr(self, name)!r}.")
+        fto = self.free_tier_only
+        if not isinstance(fto, bool) and not _names(fto):
+            raise InputError(f"{where}: free_tier_only must be true, false or a list of model names, got {fto!r}.")
+        if self.bill_overdue is not None and self.bill_overdue not in BILLS:
+            raise InputError(f"{where}: bill_overdue must be \"prepaid\" or \"postpaid\", got {self.bill_overdue!r}.")
+        for name in ("unpurchased", "blocked_words_input", "blocked_words_output"):
+            if not _names(getattr(self, name), empty=True):
+                raise InputError(f"{where}: {name} must be a list of strings, got {getattr(self, name)!r}.")
+        if self.fail_models is not None and not _names(self.fail_models):
+            raise InputError(f"{where}: fail_models must be a list of model names, got {self.fail_models!r}.")
+        for name in ("tokens_per_minute", "burst_limit", "rate_limit", "fail_times", "error_after"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise InputError(f"{where}: {name}={value!r} must be a non-negative integer.")
+        if self.fail_with is not None and self.fail_with not in facts.ERRORS:
+            raise InputError(f"{where}: fail_with={self.fail_with!r} is not a row of the service's errors.",
+                             fix=f"Use one of: {', '.join(facts.ERRORS)}.")
+        if self.fail_with is None and self.error_after is not None:
+            raise InputError(f"{where}: error_after needs fail_with (the error to send inside the stream).")
+        return self
+
+    def changed(self, **changes: Any) -> Flags:
+        """A copy with ``changes`` (lists become tuples; unknown names raise ``InputError``)."""
+        return replace(self, **flag_values(changes, "emulator flags")).validated()
+
+
+FLAG_FIELDS = tuple(Flags.__dataclass_fields__)
+
+
+def _names(value: Any, empty: bool = False) -> bool:
+    return isinstance(value, tuple) and (empty or bool(value)) and all(isinstance(v, str) and v for v in value)
+
+
+def flag_values(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """Flags read from TOML or JSON: names checked, lists made tuples, 0 limits meaning "off"."""
+    unknown = set(table) - set(FLAG_FIELDS)
+    if unknown:
+        raise InputError(f"Unknown workspace flag(s) {', '.join(sorted(unknown))} in {where}.",
+                         fix=f"Known flags: {', '.join(FLAG_FIELDS)}.")
+    out = {}
+    for name, value in table.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        if name in ("tokens_per_minute", "burst_limit", "rate_limit") and value == 0:
+            value = None
+        out[name] = value
+    return out
+
+
 @dataclass(frozen=True)
 class Workspace:
-    """One emulated workspace: its id, region, API keys and granted models."""
+    """One emulated workspace: its id, region, API keys, granted models and flags."""
 
     name: str
     id: str
@@ -56,6 +186,10 @@ class Workspace:
     #: granted models; None means every model (the default workspace)
     models: tuple[str, ...] | None = None
     default: bool = False
+    #: how the service treats the workspace's calls (all normal by default)
+    flags: Flags = Flags()
+    #: key -> flags of that key only (they replace the workspace's flags of the same names)
+    key_flags: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -163,10 +297,31 @@ def _workspace_from(item: dict[str, Any], source: str, index: int) -> Workspace:
             raise InputError(f"{where} has no {required!r}.", fix="Each [[workspace]] needs name, id, region, keys.")
     region = get_region(item["region"]).id
     keys = item["keys"]
-    if isinstance(keys, str):
+    if isinstance(keys, (str, dict)):
         keys = [keys]
+    key_flags: dict[str, dict[str, Any]] = {}
+    if isinstance(keys, list):
+        plain = []
+        for i, k in enumerate(keys):
+            if isinstance(k, dict):  # {key = "sk-...", <flags of this key>}
+                own = {n: v for n, v in k.items() if n != "key"}
+                k = k.get("key")
+                if isinstance(k, str):
+                    values = flag_values(own, f"key #{i + 1} of {where}")
+                    replace(Flags(), **values).validated(f"key #{i + 1} of {where}")
+                    key_flags[k] = values
+            plain.append(k)
+        keys = plain
     if not isinstance(keys, list) or not all(isinstance(k, str) and k.startswith("sk-") for k in keys):
-        raise InputError(f"{where}: keys must be a list of strings starting with 'sk-'.")
+        raise InputError(f"{where}: keys must be a list of strings starting with 'sk-' (or {{key = \"sk-...\", "
+                         "<flags>}} tables).")
+    flags = replace(Flags(), **flag_values({n: v for n, v in item.items() if n in FLAG_FIELDS}, where)).validated(
+        where)
+    unknown = set(item) - {"name", "id", "region", "keys", "models", "default", *FLAG_FIELDS}
+    if unknown:
+        raise InputError(f"Unknown setting(s) {', '.join(sorted(unknown))} in {where}.",
+                         fix=f"A [[workspace]] has name, id, region, keys, models, default and the flags "
+                         f"{', '.join(FLAG_FIELDS)}.")
     models = item.get("models", "all")
     if models in ("all", "*", None):
         grants = None
@@ -181,6 +336,8 @@ def _workspace_from(item: dict[str, Any], source: str, index: int) -> Workspace:
         keys=tuple(keys),
         models=grants,
         default=bool(item.get("default", False)),
+        flags=flags,
+        key_flags=key_flags,
     )
 
 
@@ -305,6 +462,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "REGIONS",
     "EmulatorConfig",
+    "Flags",
     "Pacing",
     "Workspace",
     "default_config",

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from qwen_nb._regions import Region, get_region
-from qwen_nb.emulator.config import EmulatorConfig, Pacing, profiles_for, resolve_config
+from qwen_nb.emulator.config import EmulatorConfig, Flags, Pacing, profiles_for, resolve_config
 from qwen_nb.emulator.hosts import emulator_regions
 from qwen_nb.emulator.state import EmulatorState, RecordedRequest
 from qwen_nb.errors import InputError
@@ -269,8 +269,41 @@ class Emulator:
         """
         return self.state.set_faults(**changes)
 
+    def set_workspace(self, workspace: str, **flags: Any) -> Flags:
+        """Change how the service treats a workspace's calls (by name or id), until ``reset()``.
+
+        Each flag answers like the service with one row of ``qwen_nb.facts.ERRORS``:
+        ``free_tier_only`` (True, or a list of models: 403 AllocationQuota.FreeTierOnly),
+        ``overdue`` (400 Arrearage), ``bill_overdue`` ("prepaid" / "postpaid": 429 Prepaid- /
+        PostpaidBillOverdue), ``unpurchased`` (models: 403 AccessDenied.Unpurchased),
+        ``budget_exhausted`` (429 Budget Management), ``subscribed=False`` (429
+        CommodityNotPurchased), ``blocked_words_input`` (400 DataInspectionFailed before the answer),
+        ``blocked_words_output`` (a word in the answer or the prompt: streams fail midway with
+        DataInspectionFailed, other calls get the 400), ``tokens_per_minute`` (429
+        Throttling.AllocationQuota once a model's tokens of the last minute pass it), ``burst_limit``
+        (429 Throttling.BurstRate past N requests of a model within 1 s), ``rate_limit`` (429
+        Throttling.RateQuota past N requests of a model per ``rate_window``), and ``fail_with`` (any row
+        key, e.g. "unavailable") with ``fail_models``, ``fail_times`` and ``error_after`` (inside streams,
+        after that many events). Returns the workspace's flags now.
+        """
+        return self.state.set_flags(self.config.workspace(workspace), **flags)
+
+    def set_key(self, key: str, **flags: Any) -> Flags:
+        """The same flags as ``set_workspace`` for one key only (they win over its workspace's), until
+        ``reset()``; returns that key's flags now."""
+        ws = self.state.workspace_for_key(key)
+        if ws is None:
+            raise InputError("That is not a key of one of this emulator's workspaces.",
+                             fix="Use emu.key(\"<workspace>\") (or a key listed in the emulator's config).")
+        return self.state.set_key_flags(ws, key, **flags)
+
+    def flags(self, workspace: str, key: str | None = None) -> Flags:
+        """How the service treats a workspace's calls now (with ``key``: that key's)."""
+        return self.state.flags(self.config.workspace(workspace), key)
+
     def reset(self) -> None:
-        """Pacing and faults back to the configured defaults, counters and grants restored, log cleared."""
+        """Pacing, faults and workspace flags back to the configured defaults, counters and grants restored,
+        log cleared."""
         self.state.reset()
 
     def grant(self, workspace: str, models: list[str] | tuple[str, ...] | None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from qwen_nb._secrets import mask_key
 from qwen_nb.catalog import MODELS, model_info
-from qwen_nb.emulator.config import EmulatorConfig, Pacing, Workspace
+from qwen_nb.emulator.config import EmulatorConfig, Flags, Pacing, Workspace, flag_values
 from qwen_nb.errors import InputError
 
 #: compact request summaries kept, oldest dropped first (the counters never drop anything)
@@ -179,6 +179,12 @@ class EmulatorState:
         self.pacing: Pacing = config.pacing
         self._grants: dict[str, tuple[str, ...] | None] = {}
         self._hits: dict[str, deque[float]] = {}
+        #: workspace id -> its flags now; key -> the flags of that key only (names and values)
+        self._flags: dict[str, Flags] = {}
+        self._key_flags: dict[str, dict[str, Any]] = {}
+        #: scope -> failures sent for ``fail_with``; (what, scope, model) -> request times, or (time, tokens)
+        self._failed: Counter = Counter()
+        self._windows: dict[tuple[str, str, str], deque[tuple[float, int]]] = {}
         self._cuts_done = 0
         self._requests: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
         self._with_body: deque[RecordedRequest] = deque()
@@ -199,6 +205,10 @@ class EmulatorState:
             self.pacing = self.config.pacing
             self._grants = {ws.id: ws.models for ws in self.config.workspaces}
             self._hits.clear()
+            self._flags = {ws.id: ws.flags for ws in self.config.workspaces}
+            self._key_flags = {k: dict(v) for ws in self.config.workspaces for k, v in ws.key_flags.items()}
+            self._failed.clear()
+            self._windows.clear()
             self._cuts_done = 0
             self._requests.clear()
             self._with_body.clear()
@@ -298,13 +308,92 @@ class EmulatorState:
         info = model_info(model)
         return model in grants or (info is not None and info.id in grants)
 
+    # -- flags: how the service treats a workspace or a key ----------------
+    def flags(self, ws: Workspace, key: str | None = None) -> Flags:
+        """The flags of a call with ``key`` of ``ws`` now: the workspace's, with the key's own on top."""
+        with self._lock:
+            flags = self._flags.get(ws.id, ws.flags)
+            own = self._key_flags.get(key or "")
+        return replace(flags, **own) if own else flags
+
+    def set_flags(self, ws: Workspace, **changes: Any) -> Flags:
+        """Change a workspace's flags (until ``reset()``); returns them."""
+        with self._lock:
+            new = self._flags.get(ws.id, ws.flags).changed(**changes)
+            self._flags[ws.id] = new
+            self._forget(f"ws:{ws.id}", changes)
+            return new
+
+    def set_key_flags(self, ws: Workspace, key: str, **changes: Any) -> Flags:
+        """Change the flags of one key of ``ws`` (until ``reset()``); returns that key's flags now."""
+        values = flag_values(changes, "emulator key flags")
+        with self._lock:
+            own = {**self._key_flags.get(key, {}), **values}
+            merged = replace(self._flags.get(ws.id, ws.flags), **own).validated("emulator key flags")
+            self._key_flags[key] = own
+            self._forget(f"key:{key}", changes)
+            return merged
+
+    def _forget(self, scope: str, changes: dict[str, Any]) -> None:
+        """Counts of a scope start again when the flags they count for change (lock held)."""
+        if {"fail_with", "fail_times", "fail_models", "error_after"} & set(changes):
+            self._failed.pop(scope, None)
+        for what in ("burst", "rate", "tokens"):
+            if any(what in name for name in changes):
+                for k in [k for k in self._windows if k[0] == what and k[1] == scope]:
+                    del self._windows[k]
+
+    def scope(self, ws: Workspace, key: str | None, name: str) -> str:
+        """Who a flag's counts belong to: the key when it has the flag itself, else its workspace."""
+        with self._lock:
+            own = self._key_flags.get(key or "", {})
+        return f"key:{key}" if name in own else f"ws:{ws.id}"
+
+    def take_fail(self, scope: str, times: int | None) -> bool:
+        """Count one ``fail_with`` failure of ``scope``; False once ``times`` were sent."""
+        with self._lock:
+            if times is not None and self._failed[scope] >= times:
+                return False
+            self._failed[scope] += 1
+            return True
+
+    def check_window(self, what: str, scope: str, model: str, limit: int, window: float,
+                     now: float | None = None) -> bool:
+        """Count one request in a sliding window; False (not counted) if ``limit`` are already in it."""
+        with self._lock:
+            now = time.monotonic() if now is None else now
+            hits = self._windows.setdefault((what, scope, model), deque())
+            while hits and hits[0][0] <= now - window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return False
+            hits.append((now, 1))
+            return True
+
+    def tokens_used(self, scope: str, model: str, window: float = 60.0, now: float | None = None) -> int:
+        """Input+output tokens of ``model`` answered for ``scope`` within the last ``window`` seconds."""
+        with self._lock:
+            now = time.monotonic() if now is None else now
+            spent = self._windows.setdefault(("tokens", scope, model), deque())
+            while spent and spent[0][0] <= now - window:
+                spent.popleft()
+            return sum(n for _, n in spent)
+
+    def note_tokens(self, scope: str, model: str, tokens: int, now: float | None = None) -> None:
+        """Count the tokens of an answered call (for ``tokens_per_minute``)."""
+        with self._lock:
+            now = time.monotonic() if now is None else now
+            self._windows.setdefault(("tokens", scope, model), deque()).append((now, tokens))
+
     def set_grants(self, ws: Workspace, models: tuple[str, ...] | None) -> None:
         """Replace a workspace's grants (None: all models)."""
         with self._lock:
             self._grants[ws.id] = None if models is None else tuple(models)
 
-    def apply_permissions(self, ws: Workspace, items: list[tuple[str, bool]], mode: str) -> tuple[str, ...] | None:
-        """The permissions API: ``mode`` OPEN (all), CLOSE (none) or KEEP, then each (model, inference) item."""
+    def apply_permissions(self, ws: Workspace, items: list[tuple[str, bool | None]],
+                          mode: str) -> tuple[str, ...] | None:
+        """The permissions API: ``mode`` OPEN (all), CLOSE (none) or KEEP, then each (model, inference) item
+        (inference None: left as it is)."""
         with self._lock:
             current = self._grants.get(ws.id, ws.models)
             if mode == "OPEN":
@@ -316,6 +405,8 @@ class EmulatorState:
                 all_models = current is None
                 granted = set(MODELS) if current is None else set(current)
             for model, inference in items:
+                if inference is None:
+                    continue
                 if inference:
                     granted.add(model)
                 else:

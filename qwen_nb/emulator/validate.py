@@ -1,7 +1,8 @@
 """Request validation: turn a compatible or native body into one normalised ``ChatRequest``.
 
-A bad body raises ``BadRequest`` naming the offending field; the app answers it
-with 400 ``InvalidParameter`` in the protocol's error shape, never a 500.
+A bad body raises ``BadRequest`` naming the offending field; the app answers it with 400
+in the protocol's error shape (the row of ``qwen_nb.facts.ERRORS`` its code names, else
+``InvalidParameter``), never a 500.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ ROLES = facts.ROLES
 class BadRequest(Exception):
     """A request body the service would refuse with 400."""
 
-    def __init__(self, message: str, param: str | None = None, code: str = "InvalidParameter") -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        """``code``: the service's code in the protocol of the body, where it is not the plain
+        ``InvalidParameter`` / ``invalid_parameter_error``."""
         super().__init__(message)
         self.message = message
         self.param = param
@@ -177,10 +180,17 @@ def _messages(raw: Any, where: str, native: bool) -> list[dict[str, Any]]:
     return out
 
 
-def _model(body: dict[str, Any]) -> str:
+#: the service's answers to a request without a model (its error-code page)
+NO_MODEL_NATIVE = ('Required parameter "model" missing from request.', "BadRequest.EmptyModel")
+NO_MODEL_COMPATIBLE = ("you must provide a model parameter.", "invalid_request_error")
+NO_INPUT_NATIVE = ("Required input parameter missing from request.", "BadRequest.EmptyInput")
+
+
+def _model(body: dict[str, Any], native: bool) -> str:
     model = body.get("model")
-    if model is None:
-        raise BadRequest('Required parameter "model" missing from request.', "model")
+    if model is None or model == "":
+        message, code = NO_MODEL_NATIVE if native else NO_MODEL_COMPATIBLE
+        raise BadRequest(message, "model", code)
     if not isinstance(model, str) or not model.strip():
         raise BadRequest(f"model must be a non-empty string, got {model!r}.", "model")
     return model.strip()
@@ -190,7 +200,7 @@ def parse_compatible(body: Any) -> ChatRequest:
     """Validate an OpenAI-compatible chat-completions body."""
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", None)
-    model = _model(body)
+    model = _model(body, native=False)
     messages = _messages(body.get("messages"), "messages", native=False)
     common = _common_params(body, "")
     stream = _opt_bool(body, "stream", "") or False
@@ -206,11 +216,10 @@ def parse_native(body: Any, *, stream: bool) -> ChatRequest:
     """Validate a native ``{"model", "input", "parameters"}`` body."""
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", None)
-    model = _model(body)
+    model = _model(body, native=True)
     inp = body.get("input")
     if inp is None:
-        raise BadRequest('Required parameter "input" missing from request: send {"input": {"messages": [...]}}.',
-                         "input")
+        raise BadRequest(NO_INPUT_NATIVE[0], "input", NO_INPUT_NATIVE[1])
     if not isinstance(inp, dict):
         raise BadRequest(f"input must be an object like {{\"messages\": [...]}}, got {type(inp).__name__}.", "input")
     if inp.get("messages") is None and isinstance(inp.get("prompt"), str) and inp["prompt"]:

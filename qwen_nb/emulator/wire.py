@@ -1,10 +1,15 @@
 """Pure builders of the bytes the emulator sends: bodies, SSE events and errors, for both protocols.
 
 * OpenAI-compatible: ``chat.completion`` bodies, ``data: {chunk}`` events ending in
-  ``data: [DONE]``, errors as ``{"error": {"code", "message", "type", "param"}, "request_id"}``.
+  ``data: [DONE]``, errors as ``{"error": {"code", "message", "type", "param"}, "id", "request_id"}``
+  (inside a stream: a ``data: {"error": ...}`` event).
 * Native: ``{"output", "usage", "request_id"}`` bodies, events of ``id:``,
   ``event:result``, ``:HTTP_STATUS/200``, ``data:{...}``, errors as
-  ``{"code", "message", "request_id"}``.
+  ``{"code", "message", "request_id"}`` (for a stream: an ``event:error`` event with
+  ``:HTTP_STATUS/<status>``).
+
+Every error is one row of the service-facts table (``qwen_nb.facts.ERRORS``): its status,
+codes and message.
 
 A stream is built once per request as a list of ``Event(slot, data)``: ``slot`` is
 the index of the token the event carries, which the app turns into a send time.
@@ -37,8 +42,27 @@ class Event(NamedTuple):
 
 #: the error rows the emulator answers with: the service-facts table (status, both codes, message)
 ERRORS = facts.ERRORS
-#: an injected HTTP status -> the row answering it
-STATUS_KIND = facts.STATUS_ERROR
+#: an injected HTTP status -> the row answering it (the table's, plus 429: the requests-per-minute limit)
+STATUS_KIND = {**facts.STATUS_ERROR, 429: "rate_limit"}
+
+
+def error_message(protocol: str, kind: str) -> str:
+    """The service's message of a row in ``protocol``'s wording."""
+    row = ERRORS[kind]
+    return (row.compat_message or row.message) if protocol == "compatible" else row.message
+
+
+def error_fields(protocol: str, kind: str, message: str, request_id: str, *, code: str | None = None,
+                 param: str | None = None) -> dict[str, Any]:
+    """The error object of a row: ``{"code", "message", "request_id"}`` (native) or the compatible
+    ``{"error": {"code", "message", "type", "param"}}``. ``message`` "" is the row's ``message``
+    (callers pass ``error_message(protocol, kind)`` for the compatible wording); ``code`` replaces
+    the row's code of that protocol (where the service's message picks a sibling code)."""
+    row = ERRORS[kind]
+    text = message or row.message
+    if protocol == "compatible":
+        return {"error": {"code": code or row.compat, "message": text, "type": row.compat_type, "param": param}}
+    return {"code": code or row.native, "message": text, "request_id": request_id}
 
 
 def native_error(code: str, message: str, request_id: str) -> bytes:
@@ -60,10 +84,22 @@ def compat_error(code: str, message: str, typ: str, request_id: str, param: str 
 def error_body(protocol: str, kind: str, message: str, request_id: str, *, code: str | None = None,
                param: str | None = None) -> tuple[int, bytes]:
     """``(status, body)`` of an error in the shape of ``protocol`` ("compatible" or "native")."""
-    k = ERRORS[kind]
+    fields = error_fields(protocol, kind, message, request_id, code=code, param=param)
     if protocol == "compatible":
-        return k.status, compat_error(k.compat, message or k.message, k.compat_type, request_id, param)
-    return k.status, native_error(code or k.native, message or k.message, request_id)
+        return ERRORS[kind].status, dumps({**fields, "id": f"chatcmpl-{request_id}", "request_id": request_id})
+    return ERRORS[kind].status, dumps(fields)
+
+
+def native_error_event(status: int, fields: dict[str, Any], event_id: int = 1) -> bytes:
+    """A native ``event:error`` SSE event: the body of a stream refused before its first event (with a
+    non-2xx status) and the last event of a stream that fails midway."""
+    return b"id:%d\nevent:error\n:HTTP_STATUS/%d\ndata:%s\n\n" % (event_id, status, dumps(fields))
+
+
+def compat_error_event(fields: dict[str, Any], request_id: str) -> bytes:
+    """A compatible ``data: {"error": ...}`` event, the last of a stream that fails midway (the openai SDK
+    raises ``openai.APIError`` with that error object)."""
+    return b"data: " + dumps({**fields, "request_id": request_id}) + b"\n\n"
 
 
 # ---------------------------------------------------------------------------
@@ -165,6 +201,25 @@ def models_list(models: list[str]) -> bytes:
     })
 
 
+def native_models_list(models: list[dict[str, Any]], *, page_no: int, page_size: int, total: int,
+                       request_id: str) -> bytes:
+    """Native ``GET /api/v1/models`` body: one page of ``output.models`` (the fields the dashscope SDK reads)."""
+    return dumps({"request_id": request_id, "output": {"models": models, "page_no": page_no,
+                                                       "page_size": page_size, "total": total}})
+
+
+def permissions_list(rows: list[dict[str, Any]], *, page_no: int, page_size: int, total: int,
+                     request_id: str) -> bytes:
+    """``GET .../api/v1/models/permissions`` body, as the service's API reference documents it."""
+    return dumps({"request_id": request_id, "code": None, "message": None, "success": True,
+                  "output": {"total": total, "page_no": page_no, "page_size": page_size, "permissions": rows}})
+
+
+def permissions_updated(request_id: str) -> bytes:
+    """``POST .../api/v1/models/permissions`` body, as documented."""
+    return dumps({"request_id": request_id, "code": None, "message": None, "success": True, "output": None})
+
+
 # ---------------------------------------------------------------------------
 # native
 
@@ -241,9 +296,3 @@ def native_stream(r: Reply, *, request_id: str, result_format: str, multimodal: 
     final_reasoning = ("" if incremental else r.reasoning) if r.reasoning_pieces else None
     emit(last, output("" if incremental else r.content, r.finish_reason, final_reasoning, calls or None), None)
     return events
-
-
-def native_stream_error(code: str, message: str, request_id: str, status: int) -> bytes:
-    """An ``event:error`` SSE event (for failures after the stream started)."""
-    data = native_error(code, message, request_id)
-    return b"id:1\nevent:error\n:HTTP_STATUS/%d\ndata:%s\n\n" % (status, data)
