@@ -16,7 +16,7 @@ def chat_requests(emu) -> list:
 
 
 def model_requests(emu) -> list:
-    return [r for r in emu.requests if r.method == "GET" and r.path.endswith("/models")]
+    return [r for r in emu.requests if r.method == "GET" and r.path.endswith(("/models", "/models/permissions"))]
 
 
 def until(predicate, timeout: float = 10.0) -> bool:
