@@ -212,7 +212,7 @@ NOTEBOOKS["01_sub_workspace_setup"] = [
         3. With that workspace selected, create an API key on the API-key page. The key belongs
            to this workspace **and this region**.
         4. Grant models to the workspace (its model permissions / authorization page). Until a
-           model is granted, the workspace key gets `403 AccessDenied` for it.
+           model is granted, the workspace key gets `403 Model.AccessDenied` for it.
         5. Note the workspace id (`llm-...`): qwen-nb uses it for the workspace gateway and to
            group costs.
         """
@@ -705,8 +705,9 @@ NOTEBOOKS["04_permissions_and_errors"] = [
         """
         ## 1. A model the sub-workspace was not granted
 
-        The service answers `403 AccessDenied` (`access_denied` on the compatible endpoint).
-        qwen-nb turns it into `ModelNotGrantedError` and names your profiles that *can* call it.
+        The service answers `403 Model.AccessDenied` "Model access denied." (the same code on both
+        endpoints). qwen-nb turns it into `ModelNotGrantedError` and names your profiles that *can*
+        call it.
         """
     ),
     code(
@@ -872,21 +873,59 @@ NOTEBOOKS["04_permissions_and_errors"] = [
     ),
     md(
         """
+        ## More of the service's answers
+
+        The emulator can give every documented answer, per workspace or per key
+        (`emu.set_workspace(name, free_tier_only=True)`, `budget_exhausted=True`, `subscribed=False`,
+        `tokens_per_minute=...`, `blocked_words_input=[...]`, ...), so you can see how each one looks
+        before you meet it for real. Note which ones qwen-nb retries: only those where the service
+        means "try again".
+        """
+    ),
+    code(
+        """
+        kinds = [
+            {"free_tier_only": True},     # the free tier is used up while "use free tier only" is on
+            {"budget_exhausted": True},   # the console's Budget Management stopped calls
+            {"subscribed": False},        # the workspace is not subscribed (a 429 that is no rate limit)
+            {"tokens_per_minute": 10},    # tokens per minute: wait and try again
+            {"blocked_words_input": ["hello"]},  # content moderation of the input
+        ]
+        with q.Emulator() as emu:
+            local = q.Session(emu.profiles(), regions=emu.regions(), ledger=q.Ledger(":memory:"), max_retries=0)
+            for flags in kinds:
+                emu.reset()
+                emu.set_workspace("default", **flags)
+                try:
+                    local.chat("Say hello", profile="default")
+                    local.chat("Say hello again", profile="default")
+                    print(f"{str(flags):36} answered")
+                except errors.QwenNbError as err:
+                    print(f"{str(flags):36} HTTP {err.status} {err.code:28} {type(err).__name__:20} "
+                          f"retried: {'yes' if err.retryable else 'no'}")
+            local.close()
+        """
+    ),
+    md(
+        """
         ## Cheat sheet
 
-        | HTTP | service code (native / compatible) | qwen-nb class | retried | usual fix |
-        |---|---|---|---|---|
-        | 400 | `InvalidParameter` / `invalid_parameter` | `InvalidParameterError` | no | fix the named parameter |
-        | 400 | `DataInspectionFailed` | `ContentBlockedError` | no | rephrase the input |
-        | 401 | `InvalidApiKey` / `invalid_api_key` | `InvalidKeyError` | no | right key for the region |
-        | 403 | `AccessDenied` / `access_denied` | `ModelNotGrantedError` | no | grant the model |
-        | 403 | `AccessDenied.Unpurchased`, ... | `AccessDeniedError` | no | activate the service |
-        | 404 | `ModelNotFound` / `model_not_found` | `ModelNotFoundError` | no | model name, region |
-        | 429 | `Throttling.RateQuota` / `limit_requests` | `RateLimitError` | yes | slow down |
-        | 429 | `Throttling.AllocationQuota` / `insufficient_quota` | `QuotaExceededError` | no | quota, billing |
-        | — | `Arrearage` | `AccountOverdueError` | no | settle the bill |
-        | 5xx | `InternalError`, `ServiceUnavailable` | `ServerError` | yes | wait, other region |
+        Every answer qwen-nb knows, from the table the client and the emulator share
+        (`qwen_nb.facts.ERRORS`; sources in the README's notes on the service):
+        """
+    ),
+    code(
+        """
+        from qwen_nb import facts
 
+        print(f"{'HTTP':4}  {'native code':28}  {'compatible code':28}  {'qwen-nb class':22}  retried")
+        for row in facts.ERRORS.values():
+            print(f"{row.status:<4}  {row.native:28}  {row.compat:28}  {row.error:22}  "
+                  f"{'yes' if row.retryable else 'no'}")
+        """
+    ),
+    md(
+        """
         Next: [05 · splitting costs](05_splitting_costs.ipynb).
         """
     ),
