@@ -420,3 +420,43 @@ def test_clients_that_disconnect_leave_no_traceback(served):
     assert statuses.count(200) == 12 and statuses[-1] == 499
     text = log.read_text()
     assert "Traceback" not in text and "ERROR" not in text, text
+
+
+def test_bad_emulator_settings_are_guided(tmp_path):
+    """A port out of range, an infinite delay or a workspace with no key: a clear InputError, nothing started."""
+    from qwen_nb.emulator.config import parse_config
+    from qwen_nb.errors import InputError
+
+    for kw in ({"port": -1}, {"port": 99999}, {"ttft": float("inf")}, {"latency": float("nan")}):
+        with pytest.raises(InputError):
+            Emulator(**kw)
+    with pytest.raises(InputError, match="no key"):
+        parse_config({"workspace": [{"name": "x", "id": "llm-xxxx1", "region": "ap-southeast-1", "keys": []}]})
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "qwen_nb.cli", "emulator", "--port", "99999"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "0 to 65535" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_banner_masks_keys_from_a_config_file(tmp_path):
+    import subprocess
+    import sys
+
+    secret = "sk-" + "5f" * 16
+    cfg = tmp_path / "class.toml"
+    cfg.write_text(f'[[workspace]]\nname = "t"\nid = "llm-teach1"\nregion = "ap-southeast-1"\nkeys = ["{secret}"]\n')
+    proc = subprocess.Popen([sys.executable, "-m", "qwen_nb.cli", "emulator", "--port", "0", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "QWEN_NB_EMULATOR" in line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    text = "".join(lines)
+    assert "llm-teach1" in text and secret not in text and "sk-…5f5f" in text

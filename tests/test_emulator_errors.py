@@ -403,3 +403,13 @@ def test_start_and_stop_quickly_on_a_free_port():
     assert not a.running and not b.running
     with pytest.raises(httpx.ConnectError):
         httpx.get(a.url + "/_emulator/health")
+
+
+def test_a_json_schema_that_is_not_an_object_is_a_400_not_a_500(emu):
+    import httpx
+
+    r = httpx.post(emu.base_url("ap-southeast-1", "openai") + "/chat/completions",
+                   headers={"Authorization": f"Bearer {emu.key('default')}"},
+                   json={"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}],
+                         "response_format": {"type": "json_schema", "json_schema": 5}})
+    assert r.status_code == 400 and "json_schema" in r.json()["error"]["message"]

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from dataclasses import asdict
 
-    from qwen_nb.emulator.config import Flags
+    from qwen_nb._secrets import mask_key
+    from qwen_nb.emulator.config import Flags, demo_keys
     from qwen_nb.emulator.server import Emulator
     from qwen_nb.errors import QwenNbError
 
@@ -50,13 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     except QwenNbError as exc:
         print(f"qwen-nb emulator: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        print(f"qwen-nb emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}.\n"
+              "How to fix: pick another port (--port 0 takes a free one) or stop what holds it.", file=sys.stderr)
+        return 2
+    public = demo_keys()  # the built-in demo keys are public; keys from a config file are shown masked
     p = emu.state.pacing
     print(f"Model Studio emulator on {emu.url}  (ttft {p.ttft}s, "
           f"{p.tokens_per_second or 'unpaced'} tokens/s, rate limit {p.rate_limit or 'off'})")
-    print("Demo workspaces (these keys only work on this emulator):")
+    print("Workspaces (these keys only work on this emulator; keys from a config file are shown masked):")
     for ws in emu.config.workspaces:
         models = "all models" if ws.models is None else ", ".join(ws.models)
-        print(f"  {ws.name:<12} {ws.region:<15} {ws.id}  key {ws.keys[0]}  ({models})")
+        key = ws.keys[0] if ws.keys[0] in public else mask_key(ws.keys[0])
+        print(f"  {ws.name:<12} {ws.region:<15} {ws.id}  key {key}  ({models})")
         changed = {k: v for k, v in asdict(ws.flags).items() if v != getattr(Flags(), k)}
         if changed or ws.key_flags:
             flags = ", ".join(f"{k}={v!r}" for k, v in changed.items()) or "none"

@@ -225,9 +225,11 @@ class Pacing:
 
         def nonneg(name: str, value: Any, *, integer: bool = False) -> None:
             kind = int if integer else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, kind) or value < 0 or value != value \
+                    or value == float("inf"):
                 what = "integer" if integer else "number"
-                raise InputError(f"Emulator setting {name}={value!r} must be a non-negative {what}.")
+                raise InputError(f"Emulator setting {name}={value!r} must be a finite non-negative {what}.",
+                                 fix="Use seconds or counts such as ttft=0.2 (inf would make every request hang).")
 
         nonneg("ttft", self.ttft)
         nonneg("latency", self.latency)
@@ -312,6 +314,9 @@ def _workspace_from(item: dict[str, Any], source: str, index: int) -> Workspace:
                     key_flags[k] = values
             plain.append(k)
         keys = plain
+    if isinstance(keys, list) and not keys:
+        raise InputError(f"{where} has no key (keys = []): nobody could call it.",
+                         fix='Give it at least one, e.g. keys = ["sk-' + '0' * 32 + '"].')
     if not isinstance(keys, list) or not all(isinstance(k, str) and k.startswith("sk-") for k in keys):
         raise InputError(f"{where}: keys must be a list of strings starting with 'sk-' (or {{key = \"sk-...\", "
                          "<flags>}} tables).")

@@ -124,6 +124,11 @@ class Emulator:
         self.client_timeout = float(client_timeout)
         self.max_connections = int(max_connections)
         self._handler: Any = None
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InputError(f"Emulator port must be a whole number from 0 to 65535 (0: any free port), got {port!r}.",
+                             fix="E.g. Emulator(port=8765), or leave it out for a free port.")
+        if not isinstance(host, str) or not host.strip():
+            raise InputError(f"Emulator host must be an address string, got {host!r}.", fix='E.g. host="127.0.0.1".')
         self.host = host
         self._port = port
         self._server: Any = None

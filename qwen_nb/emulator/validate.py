@@ -95,6 +95,9 @@ def _common_params(p: dict[str, Any], prefix: str) -> dict[str, Any]:
     out["tool_choice"] = p.get("tool_choice")
     rf = p.get("response_format")
     if rf is not None:
+        if isinstance(rf, dict) and rf.get("type") == "json_schema" and not isinstance(rf.get("json_schema"), dict):
+            raise BadRequest(f"{prefix}response_format.json_schema must be an object like {{\"name\": ..., "
+                             f"\"schema\": {{...}}}}, got {rf.get('json_schema')!r}.", "response_format")
         if not isinstance(rf, dict) or rf.get("type") not in facts.RESPONSE_FORMATS:
             raise BadRequest(
                 f"{prefix}response_format must be {{\"type\": \"text\" | \"json_object\" | \"json_schema\"}}, "
