@@ -33,6 +33,7 @@ _LAZY = {
     "usage": "qwen_nb._default",
     "explain_config": "qwen_nb._default",
     "grant": "qwen_nb._default",
+    "granted_models": "qwen_nb._default",
     "revoke": "qwen_nb._default",
     "GrantResult": "qwen_nb.session",
     "Session": "qwen_nb.session",

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "achat", "add_profile", "astream_chat", "chat", "chat_many", "connect", "default_session", "explain_config",
-    "grant", "list_models", "profiles", "revoke", "set_default_session", "stream_chat", "usage",
+    "grant", "granted_models", "list_models", "profiles", "revoke", "set_default_session", "stream_chat", "usage",
 ]
 
 _default: Session | None = None
@@ -151,6 +151,11 @@ def chat_many(prompts: Sequence[Any], **kw: Any) -> list[ChatResult | QwenNbErro
 def list_models(profile: str | None = None, api: str = "openai") -> list[str]:
     """``Session.list_models`` on the default session."""
     return default_session().list_models(profile, api=api)
+
+
+def granted_models(profile: str | None = None, *, refresh: bool = False) -> list[str]:
+    """``Session.granted_models`` on the default session: a workspace's grants, from the service's list."""
+    return default_session().granted_models(profile, refresh=refresh)
 
 
 def grant(models: str | Sequence[str], profile: str | None = None) -> GrantResult:

@@ -198,3 +198,28 @@ def test_every_module_opens_with_a_docstring_line():
         if not doc or not doc.splitlines()[0].strip():
             missing.append(path.relative_to(ROOT).as_posix())
     assert missing == []
+
+
+def test_grants_through_the_permissions_api():
+    """q.granted_models / q.grant / q.revoke over the documented list and POST (the emulator serves both)."""
+    from qwen_nb.emulator import Emulator
+    from qwen_nb.errors import AccessDeniedError
+    from qwen_nb.ledger import Ledger
+    from qwen_nb.session import Session
+
+    with Emulator() as emu:
+        s = Session(emu.profiles(), regions=emu.regions(), ledger=Ledger(":memory:"))
+        assert s.granted_models("team-a") == ["qwen-plus", "qwen-flash", "qwen-vl-plus"]
+        with pytest.raises(AccessDeniedError, match="may not change the model grants"):
+            s.grant(["qwen-max"], profile="team-a")  # a sub-workspace's own key
+        admin = s.get_profile("default")
+        s.add_profile("team-a-admin", admin.key, workspace=s.get_profile("team-a").workspace)
+        done = s.grant(["qwen-max"], profile="team-a-admin")
+        assert done.granted and done.models == ("qwen-max",) and "granted to workspace" in str(done)
+        assert "qwen-max" in s.granted_models("team-a", refresh=True)
+        assert s.chat("Who are you?", model="qwen-max", profile="team-a").text
+        s.revoke("qwen-max", profile="team-a-admin")
+        assert "qwen-max" not in s.granted_models("team-a", refresh=True)
+        with pytest.raises(InputError, match="no workspace id"):
+            s.grant("qwen-max", profile="default")
+        s.close()
