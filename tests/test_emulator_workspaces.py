@@ -67,3 +67,14 @@ def test_profiles_keep_the_configured_grants_after_runtime_changes(classroom):
         assert running_profiles(classroom.url)["students"].models == ("qwen-flash",)
     finally:
         classroom.reset()
+
+
+def test_the_workspaces_endpoint_masks_keys_from_a_config_file(classroom):
+    """A plain look at /_emulator/workspaces shows a config's keys masked; connect() asks for them (?keys=full)."""
+    import httpx
+
+    shown = httpx.get(classroom.url + "/_emulator/workspaces").json()
+    keys = [k for ws in shown for k in ws["keys"]]
+    assert keys and all(k.startswith("sk-…") for k in keys)
+    assert "sk-11111111111111111111111111111111" not in httpx.get(classroom.url + "/_emulator/workspaces").text
+    assert running_profiles(classroom.url)["students"].key == "sk-22222222222222222222222222222222"

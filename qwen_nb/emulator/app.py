@@ -122,6 +122,12 @@ def install_log_filter() -> None:
         log.addFilter(_QuietCuts())
 
 
+def _demo_keys() -> frozenset[str]:
+    from qwen_nb.emulator.config import demo_keys
+
+    return demo_keys()
+
+
 class _Fail(Exception):
     """An error answer: ``kind`` is the row of ``facts.ERRORS``; ``message`` "" sends the row's own;
     ``code`` replaces the row's code in the request's protocol."""
@@ -974,12 +980,15 @@ class EmulatorApp:
             if name == "counters" and request.method == "GET":
                 return Response(wire.dumps(self.state.counters()), media_type="application/json")
             if name == "workspaces" and request.method == "GET":
-                # demo keys are public: they only work on this emulator
+                # the built-in demo keys are public (they only work on this emulator); keys from a config file
+                # are shown masked unless asked for with ?keys=full (what connect() does, on loopback only)
                 # "models": the configured grants (what a profile knows); "granted_now": after runtime changes;
                 # "flags": how the service treats the workspace's calls now
+                full = request.query_params.get("keys") == "full"
+                public = _demo_keys()
                 spaces = [{"name": ws.name, "id": ws.id, "region": ws.region, "default": ws.default,
-                           "keys": list(ws.keys), "models": ws.models, "granted_now": self.state.grants(ws),
-                           "flags": asdict(self.state.flags(ws))}
+                           "keys": [k if full or k in public else mask_key(k) for k in ws.keys], "models": ws.models,
+                           "granted_now": self.state.grants(ws), "flags": asdict(self.state.flags(ws))}
                           for ws in self.state.config.workspaces]
                 return Response(wire.dumps(spaces), media_type="application/json")
             if name.startswith("workspaces/") and request.method in ("GET", "POST"):

@@ -445,7 +445,9 @@ def running_profiles(root_url: str, timeout: float = 2.0) -> dict:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(root_url.rstrip("/") + "/_emulator/workspaces", timeout=timeout) as resp:
+        # ?keys=full: the keys themselves (the endpoint shows keys from a config file masked otherwise)
+        with urllib.request.urlopen(root_url.rstrip("/") + "/_emulator/workspaces?keys=full",
+                                    timeout=timeout) as resp:
             spaces = json.loads(resp.read())
         workspaces = tuple(
             Workspace(name=w["name"], id=w["id"], region=w["region"], keys=tuple(w.get("keys") or ()),
