@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from qwen_nb import _secrets  # noqa: F401 - installs the one scrubber on errors and qwen-nb's loggers (cheap)
 from qwen_nb.lazy import lazy_exports
 
 __version__ = "0.1.0"

@@ -11,29 +11,8 @@ import logging
 import warnings
 from typing import Any
 
-from qwen_nb import errors, facts
-from qwen_nb.errors import InputError
-
-
-def mask_key(key: str | None) -> str:
-    """``sk-…1a2b``: enough to tell keys apart, never enough to use one."""
-    if not key:
-        return "(no key)"
-    key = key.strip()
-    if len(key) <= 8:
-        return "sk-…" if key.startswith("sk-") else "…"
-    prefix = "sk-" if key.startswith("sk-") else ""
-    return f"{prefix}…{key[-4:]}"
-
-
-def scrub(text: Any) -> str:
-    """``text`` (made a string) with anything that looks like an API key masked (``sk-…1a2b``)."""
-    if text is None:
-        return ""
-    text = text if isinstance(text, str) else str(text)
-    if "sk-" not in text:
-        return text
-    return facts.KEY_SEARCH.sub(lambda m: mask_key(m.group(0)), text)
+from qwen_nb import facts
+from qwen_nb.errors import InputError, mask_key, scrub
 
 
 def scrub_data(value: Any) -> Any:
@@ -162,4 +141,3 @@ def clean_key(key: Any, *, source: str = "key") -> str:
 
 
 install_log_filter()
-errors.set_scrubber(scrub)

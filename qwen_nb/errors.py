@@ -10,19 +10,37 @@ Which class a service answer becomes is decided by the service-facts table
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from qwen_nb import facts
 
-#: masks keys in every message and fix (``qwen_nb._secrets.scrub``, set when that module is imported)
-_scrub: Callable[[Any], str] = str
+
+def mask_key(key: str | None) -> str:
+    """``sk-…1a2b``: enough to tell keys apart, never enough to use one."""
+    if not key:
+        return "(no key)"
+    key = key.strip()
+    if len(key) <= 8:
+        return "sk-…" if key.startswith("sk-") else "…"
+    prefix = "sk-" if key.startswith("sk-") else ""
+    return f"{prefix}…{key[-4:]}"
 
 
-def set_scrubber(scrub: Callable[[Any], str]) -> None:
-    """The function every error text passes through (``qwen_nb._secrets`` installs its scrubber here)."""
-    global _scrub
-    _scrub = scrub
+def scrub(text: Any) -> str:
+    """``text`` (made a string) with anything that looks like an API key masked (``sk-…1a2b``).
+
+    The one scrubber: every error text passes through it here, and ``qwen_nb._secrets`` hands it to
+    everything else qwen-nb writes (logs, reprs, labels).
+    """
+    if text is None:
+        return ""
+    text = text if isinstance(text, str) else str(text)
+    if "sk-" not in text:
+        return text
+    return facts.KEY_SEARCH.sub(lambda m: mask_key(m.group(0)), text)
+
+
+_scrub = scrub
 
 
 class QwenNbError(Exception):
