@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from polling import until
 
 from qwen_nb.errors import InputError, ModelNotGrantedError
 from qwen_nb.widgets import ApiToggle, KeyEntry, ModelPicker, ParamsBox, Playground, ProfilePicker, RegionPicker
@@ -18,15 +17,6 @@ def chat_requests(emu) -> list:
 def model_requests(emu) -> list:
     return [r for r in emu.requests if r.method == "GET" and r.path.endswith(("/models", "/models/permissions"))]
 
-
-def until(predicate, timeout: float = 10.0) -> bool:
-    """Poll for a condition (not a timing assert: only a guard against hanging)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 @pytest.fixture

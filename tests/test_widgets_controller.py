@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
+from polling import until
 
 from qwen_nb.errors import InputError, ModelNotGrantedError
 from qwen_nb.widgets.controller import PlaygroundController, Run
@@ -16,15 +16,6 @@ from qwen_nb.widgets.controller import PlaygroundController, Run
 def chat_requests(emu) -> list:
     return [r for r in emu.requests if r.method == "POST" and ("chat/completions" in r.path or "generation" in r.path)]
 
-
-def until(predicate, timeout: float = 10.0) -> bool:
-    """Poll for a condition (not a timing assert: only a guard against hanging)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 class Recorder:
