@@ -3,8 +3,8 @@
 A ``Call`` is one logical call, checked and resolved (who, where, what). A ``Tracker`` holds
 its bookkeeping and makes every decision: whether a failure is retried and after how long,
 what error the user sees, and the one ledger row the call leaves (ok, error or
-interrupted), whatever number of attempts it took. The sync and async drivers (``run`` /
-``arun``) are the only loops; streams (``qwen_nb._streams``) use the same tracker for their
+interrupted), whatever number of attempts it took. The sync and async drivers (``_run`` /
+``_arun``) are the only loops for whole calls; streams (``qwen_nb._streams``) use the same tracker for their
 open and read failures. The transport is injected: the pipeline asks ``backend_for(call)``
 for a backend and never knows which SDK it drives.
 
@@ -149,20 +149,20 @@ class Pipeline:
         return Tracker(self, call)
 
     # -------------------------------------------------------------- the two drivers
-    def run(self, call: Call, attempt: Callable[[Backend], T]) -> T:
-        """Call ``attempt(backend)`` until it succeeds or the tracker gives up (raising the guided error)."""
+    def _run(self, call: Call, attempt: Callable[[Backend], T]) -> tuple[Tracker, T]:
+        """Call ``attempt(backend)`` until it succeeds (returns the tracker and its value) or the tracker gives up."""
         tracker = self.tracker(call)
         while True:
             backend = tracker.begin()
             try:
-                return attempt(backend)
+                return tracker, attempt(backend)
             except Exception as exc:
                 failed = exc
             # handled outside the ``except``: the error raised carries no SDK exception in its chain
             tracker.sleep(tracker.failure(failed))
 
-    async def arun(self, call: Call, attempt: Callable[[Backend], Awaitable[T]]) -> T:
-        """``run`` for asyncio: a cancelled task stops the call at once (recorded as interrupted)."""
+    async def _arun(self, call: Call, attempt: Callable[[Backend], Awaitable[T]]) -> tuple[Tracker, T]:
+        """``_run`` for asyncio: a cancelled task stops the call at once (recorded as interrupted)."""
         import asyncio
 
         tracker = self.tracker(call)
@@ -170,7 +170,7 @@ class Pipeline:
             while True:
                 backend = tracker.begin()
                 try:
-                    return await attempt(backend)
+                    return tracker, await attempt(backend)
                 except Exception as exc:
                     failed = exc
                 await tracker.asleep(tracker.failure(failed))
@@ -181,36 +181,13 @@ class Pipeline:
 
     def complete(self, call: Call) -> ChatResult:
         """A whole-answer call."""
-        tracker = self.tracker(call)
-        while True:
-            backend = tracker.begin()
-            try:
-                comp = backend.complete(call.req)
-            except Exception as exc:
-                failed = exc
-            else:
-                return tracker.ok(comp)
-            tracker.sleep(tracker.failure(failed))
+        tracker, comp = self._run(call, lambda backend: backend.complete(call.req))
+        return tracker.ok(comp)
 
     async def acomplete(self, call: Call) -> ChatResult:
         """``complete`` for asyncio."""
-        import asyncio
-
-        tracker = self.tracker(call)
-        try:
-            while True:
-                backend = tracker.begin()
-                try:
-                    comp = await backend.acomplete(call.req)
-                except Exception as exc:
-                    failed = exc
-                else:
-                    return tracker.ok(comp)
-                await tracker.asleep(tracker.failure(failed))
-        except asyncio.CancelledError:  # in flight or waiting to retry: what was sent is recorded once
-            if tracker.attempts:
-                tracker.interrupted(None, "Cancelled")
-            raise
+        tracker, comp = await self._arun(call, lambda backend: backend.acomplete(call.req))
+        return tracker.ok(comp)
 
     # -------------------------------------------------------------- stages
     def translate(self, exc: BaseException, call: Call, backend: Backend, attempts: int) -> QwenNbError | None:
