@@ -8,10 +8,14 @@ functions, so importing one never hides a public name.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import sys
 
 from qwen_nb.lazy import lazy_exports
+
+# ``typing`` costs more to import than the rest of this module: only type checkers read these
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -94,7 +98,8 @@ _lazy_getattr, _ = lazy_exports(__name__, _LAZY)
 
 def __getattr__(name: str) -> Any:
     if name in ("errors", "facts"):
-        return importlib.import_module(f"qwen_nb.{name}")
+        __import__(f"qwen_nb.{name}")
+        return sys.modules[f"qwen_nb.{name}"]
     return _lazy_getattr(name)
 
 

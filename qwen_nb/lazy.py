@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable
-from typing import Any
+
+# ``typing`` costs more to import than the rest of ``import qwen_nb``: only type checkers read these
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def lazy_exports(package: str, table: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
@@ -13,7 +16,8 @@ def lazy_exports(package: str, table: dict[str, str]) -> tuple[Callable[[str], A
 
     def __getattr__(name: str) -> Any:
         if name in table:
-            value = getattr(importlib.import_module(table[name]), name)
+            __import__(table[name])
+            value = getattr(sys.modules[table[name]], name)
             setattr(sys.modules[package], name, value)
             return value
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
