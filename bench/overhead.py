@@ -124,7 +124,7 @@ def ttft_scenarios(emu: Emulator | EmulatorProcess, session: Session) -> dict[st
 class _NoLedger(Ledger):
     """A ledger that stores nothing, to time qwen-nb's own code apart from the SQLite insert."""
 
-    def record(self, rec, *, budget=None):  # noqa: D102
+    def record(self, rec, *, budget=None, wait=True):  # noqa: D102
         return None
 
 

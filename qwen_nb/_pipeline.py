@@ -254,7 +254,7 @@ class Pipeline:
                 request_id=request_id, status=status, error_code=error_code, attempts=attempts, cost=cost,
                 currency=currency,
             )
-            self.ledger().record(rec, budget=call.profile.budget)
+            self.ledger().record(rec, budget=call.profile.budget, wait=False)
         except Exception as exc:
             log.warning("qwen-nb: the call could not be recorded in the usage ledger (%s: %s)",
                         type(exc).__name__, exc)

@@ -185,7 +185,7 @@ def test_soft_budget_warns_through_the_ledger(emu):
 
 
 class BrokenLedger(Ledger):
-    def record(self, rec, *, budget=None):
+    def record(self, rec, *, budget=None, wait=True):
         raise OSError("disk full")
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import random
 import sqlite3
 import threading
 import time
 import uuid
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -120,6 +124,12 @@ class Ledger:
         self._listeners: list[Callable[[CallRecord], Any]] = []
         self._budget = BudgetPolicy()
         self._spent: dict[tuple[str, str], float] = {}
+        # records handed over with ``record(..., wait=False)``, written by one writer thread
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._writing = 0
+        self._written = threading.Condition(threading.Lock())
+        self._writer: threading.Thread | None = None
+        self._writer_pid = 0
         try:
             # the busy handler is in force from the first statement on, before any pragma
             self._conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
@@ -171,15 +181,27 @@ class Ledger:
 
     # -- writing
 
-    def record(self, rec: CallRecord, *, budget: float | None = None) -> None:
+    def record(self, rec: CallRecord, *, budget: float | None = None, wait: bool = True) -> None:
         """Store one call (committed before returning). The same ``call_id`` is stored only once.
 
         With ``budget`` (in the record's currency), warns with ``BudgetWarning`` once when the
         profile's known spend reaches 80 % of it and once more at 100 %. A lock held by another
         process is waited for (up to ``timeout``, then ``LedgerBusyError``): no call is dropped.
+
+        ``wait=False`` (what a ``Session`` uses for the calls it makes, each with a new
+        ``call_id``) hands the row to this ledger's writer thread, which commits it within
+        milliseconds, off the caller's path; the budget check and the listeners still run here,
+        at once. Every read of this ledger (``report``, ``records``, ``spent``, ``len``) and
+        ``close()`` first waits for the rows handed over; so does the end of the process. Only a
+        process killed in those milliseconds loses them.
         """
         _check_record(rec)
         values = _values(rec)
+        if not wait:
+            self._submit(rec, values, budget)
+            return
+        if self._pending or self._writing:
+            self.flush()  # rows handed over earlier go first (and count in the budget)
         with self._lock:
             started = time.monotonic()
             try:
@@ -196,8 +218,74 @@ class Ledger:
             if inserted and budget is not None and rec.currency:
                 spent = self._spent_locked(rec.profile, rec.currency)
                 self._budget.check(rec.profile, rec.currency, spent, budget)
-        if not inserted:
-            return
+        if inserted:
+            self._tell(rec)
+
+    def _submit(self, rec: CallRecord, values: tuple[Any, ...], budget: float | None) -> None:
+        key = (rec.profile, rec.currency) if rec.currency else None
+        if budget is not None and key is not None and key not in self._spent:
+            self.spent(*key)  # the profile's total so far (waits for the writer once), then kept here
+        with self._lock:
+            if rec.cost is not None and key is not None and key in self._spent:
+                self._spent[key] += rec.cost
+            with self._written:
+                self._pending.append(values)
+                if self._writer is None or self._writer_pid != os.getpid():
+                    self._start_writer()
+                self._written.notify_all()
+            if budget is not None and key is not None and key in self._spent:
+                self._budget.check(key[0], key[1], self._spent[key], budget)
+        self._tell(rec)
+
+    def _start_writer(self) -> None:
+        """Start the writer thread (again in a forked child, which inherits none). Holds ``_written``."""
+        self._writing = 0
+        self._writer_pid = os.getpid()
+        self._writer = threading.Thread(target=_write_behind, args=(weakref.ref(self),), daemon=True,
+                                        name="qwen-nb-ledger-writer")
+        self._writer.start()
+        _LIVE.add(self)
+
+    def _take(self) -> list[tuple[Any, ...]]:
+        """The rows waiting to be written (waits a little for some); marks them as being written."""
+        with self._written:
+            if not self._pending:
+                self._written.wait(0.5)
+            rows = list(self._pending)
+            self._pending.clear()
+            self._writing = len(rows)
+            return rows
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        """Commit ``rows`` in one transaction (waiting out another process's lock); a failure is logged."""
+        def write() -> None:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(_INSERT, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+        try:
+            with self._lock:
+                self._retry(write, time.monotonic(), f"record {len(rows)} call(s)")
+        except Exception as exc:
+            log.warning("qwen-nb: %d call(s) could not be recorded in the usage ledger (%s: %s)",
+                        len(rows), type(exc).__name__, exc)
+        finally:
+            with self._written:
+                self._writing = 0
+                self._written.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row handed over with ``record(..., wait=False)`` is written; False on timeout."""
+        if self._writer is None or self._writer_pid != os.getpid():
+            return not self._pending
+        with self._written:
+            return self._written.wait_for(lambda: not self._pending and not self._writing, timeout)
+
+    def _tell(self, rec: CallRecord) -> None:
         for callback in list(self._listeners):
             try:
                 callback(rec)
@@ -267,6 +355,8 @@ class Ledger:
         Read from the database once, then kept up to date by this ``Ledger``'s own records
         (calls written meanwhile by another process count from the next time the file is opened).
         """
+        if currency is None or (profile, currency) not in self._spent:
+            self.flush()  # rows handed to the writer count
         with self._lock:
             return self._spent_locked(profile, currency)
 
@@ -274,6 +364,7 @@ class Ledger:
         """Usage grouped ``by`` workspace, profile, model or day, from ``since`` (None: everything)."""
         start = parse_since(since)
         sql, args = report_query(by, start)
+        self.flush()
         with self._lock:
             groups = self._conn.execute(sql, args).fetchall()
         return UsageReport.from_groups(by, start, groups)
@@ -288,18 +379,22 @@ class Ledger:
             args = (start,)
         if limit is not None:
             sql = f"SELECT * FROM ({sql} ORDER BY time DESC, id DESC LIMIT {int(limit)})"
+        self.flush()
         with self._lock:
             raw = self._conn.execute(sql + " ORDER BY time", args).fetchall()
         return [CallRecord(*row) for row in raw]
 
     def __len__(self) -> int:
+        self.flush()
         with self._lock:
             return self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
 
     # -- lifecycle
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Write what is pending, then close the database connection."""
+        self.flush()
+        _LIVE.discard(self)
         with self._lock:
             self._conn.close()
 
@@ -311,3 +406,28 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"<Ledger {self.path}>"
+
+
+#: ledgers with a writer thread: what they hold is written before the interpreter exits
+_LIVE: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+def _write_behind(ref: weakref.ref[Ledger]) -> None:
+    """The writer thread of one ledger: commits handed-over rows in batches until the ledger is gone."""
+    while True:
+        ledger = ref()
+        if ledger is None:
+            return
+        rows = ledger._take()
+        if rows:
+            ledger._write(rows)
+        del ledger
+
+
+@atexit.register
+def _flush_all() -> None:
+    for ledger in list(_LIVE):
+        try:
+            ledger.flush(timeout=ledger.timeout)
+        except Exception:  # exiting: never raise
+            pass
