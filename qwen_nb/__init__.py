@@ -28,6 +28,7 @@ _LAZY = {
     "achat": "qwen_nb._default",
     "astream_chat": "qwen_nb._default",
     "chat_many": "qwen_nb._default",
+    "achat_many": "qwen_nb._default",
     "list_models": "qwen_nb._default",
     "profiles": "qwen_nb._default",
     "add_profile": "qwen_nb._default",

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from qwen_nb.ledger import Ledger, UsageReport
 
 __all__ = [
-    "achat", "add_profile", "astream_chat", "chat", "chat_many", "connect", "default_session", "explain_config",
+    "achat", "achat_many", "add_profile", "astream_chat", "chat", "chat_many", "connect", "default_session",
+    "explain_config",
     "grant", "granted_models", "list_models", "profiles", "revoke", "set_default_session", "stream_chat", "usage",
 ]
 
@@ -146,6 +147,11 @@ def astream_chat(prompt_or_messages: Any, **kw: Any) -> AsyncChatStream:
 def chat_many(prompts: Sequence[Any], **kw: Any) -> list[ChatResult | QwenNbError]:
     """``Session.chat_many`` on the default session."""
     return default_session().chat_many(prompts, **kw)
+
+
+async def achat_many(prompts: Sequence[Any], **kw: Any) -> list[ChatResult | QwenNbError]:
+    """``Session.achat_many`` on the default session."""
+    return await default_session().achat_many(prompts, **kw)
 
 
 def list_models(profile: str | None = None, api: str = "openai") -> list[str]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
+import json
 import logging
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from qwen_nb._limits import RateLimiter
 from qwen_nb._pipeline import CancelToken, RetryEvent, retry_sink
 from qwen_nb.errors import CancelledCallError, InputError, QwenNbError
 from qwen_nb.results import ChatResult
@@ -67,15 +70,17 @@ class LoopRunner:
 class ChatManyInterrupted(KeyboardInterrupt):
     """``chat_many`` was interrupted: ``results`` holds the answered items, ``CancelledCallError`` for the rest."""
 
-    def __init__(self, results: list[Item]) -> None:
+    def __init__(self, results: list[Item], checkpoint: str | None = None) -> None:
         self.results = results
         self.answered = sum(1 for r in results if isinstance(r, ChatResult))
+        again = (f" Run it again with checkpoint={checkpoint!r}: the answered prompts are not sent again."
+                 if checkpoint else "")
         super().__init__(
             f"chat_many was interrupted: {self.answered} of {len(results)} prompts were answered (kept in "
-            ".results, and recorded in the usage ledger); nothing more was sent.")
+            f".results, and recorded in the usage ledger); nothing more was sent.{again}")
 
 
-def _check(prompts: Any, concurrency: Any, kw: Mapping[str, Any]) -> list[Any]:
+def _check(prompts: Any, concurrency: Any, kw: Mapping[str, Any], checkpoint: Any) -> list[Any]:
     if isinstance(prompts, (str, Mapping)) or not isinstance(prompts, Sequence):
         raise InputError("chat_many needs a list of prompts (strings or message lists).",
                          fix='chat_many(["first prompt", "second prompt"], concurrency=8).')
@@ -84,63 +89,147 @@ def _check(prompts: Any, concurrency: Any, kw: Mapping[str, Any]) -> list[Any]:
     if "cancel" in kw:
         raise InputError("chat_many makes its own cancel token (Ctrl-C stops the run).",
                          fix="Leave cancel= out of chat_many(...).")
+    if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint.strip()):
+        raise InputError(f"checkpoint must be a name (a non-empty string), got {checkpoint!r}.",
+                         fix='E.g. chat_many(prompts, checkpoint="grading-week-3").')
     return list(prompts)
 
 
-def run_many(session: Session, prompts: Sequence[Any], *, concurrency: int, progress: bool,
-             kw: Mapping[str, Any]) -> list[Item]:
-    """``Session.chat_many``: see there."""
-    items = _check(prompts, concurrency, kw)
-    if not items:
-        return []
-    out: list[Item | None] = [None] * len(items)
-    token = CancelToken()
-    retries: Counter[str] = Counter()
-    failed = 0
-    lock = threading.Lock()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+def _keys(session: Session, items: list[Any], kw: Mapping[str, Any]) -> list[str]:
+    """One key per item for a checkpoint: the item and everything that shapes its answer (the n-th repeat of the
+    same item has its own key, so duplicates are each answered once)."""
+    where = {
+        "model": kw.get("model") or session.default_model,
+        "api": kw.get("api") or session.default_api,
+        "profile": session.get_profile(kw.get("profile")).name,
+        "params": {k: v for k, v in kw.items() if k not in ("model", "api", "profile")},
+    }
+    seen: Counter[str] = Counter()
+    keys = []
+    for item in items:
+        body = json.dumps([item, where], sort_keys=True, ensure_ascii=False, default=repr)
+        seen[body] += 1
+        keys.append(hashlib.sha256(f"{seen[body]}:{body}".encode()).hexdigest())
+    return keys
 
-        bar = tqdm(total=len(items), desc=str(kw.get("model") or session.default_model), unit="call")
 
-    def postfix() -> None:
-        if bar is not None:
-            extra = {"failed": failed} if failed else {}
-            if retries:
-                extra["retries"] = sum(retries.values())
-            bar.set_postfix(extra, refresh=False)
+class _Run:
+    """One ``chat_many`` run: its items, limits, checkpoint and progress; ``main()`` runs on the session's loop."""
 
-    def count_retry(event: RetryEvent) -> None:
-        with lock:
-            retries[type(event.error).__name__] += 1
-            postfix()
+    def __init__(self, session: Session, prompts: Sequence[Any], *, concurrency: int, progress: bool,
+                 rpm: Any, tpm: Any, checkpoint: str | None, kw: Mapping[str, Any]) -> None:
+        self.items = _check(prompts, concurrency, kw, checkpoint)
+        self.session, self.kw, self.concurrency = session, kw, concurrency
+        self.limiter = RateLimiter(rpm, tpm)
+        self.out: list[Item | None] = [None] * len(self.items)
+        self.token = CancelToken()
+        self.retries: Counter[str] = Counter()
+        self.failed = 0
+        self.lock = threading.Lock()
+        self.checkpoint = checkpoint
+        self.keys: list[str] = []
+        done = 0
+        if checkpoint is not None and self.items:
+            self.keys = _keys(session, self.items, kw)
+            stored = session.ledger.checkpoint(checkpoint)
+            for i, key in enumerate(self.keys):
+                if key in stored:
+                    self.out[i] = ChatResult.from_dict(json.loads(stored[key]))
+                    done += 1
+            if done:
+                log.info("qwen-nb: %d of %d prompts were answered before; kept from checkpoint %r",
+                         done, len(self.items), checkpoint)
+        self.bar = None
+        if progress and self.items:
+            from tqdm.auto import tqdm
 
-    async def one(sem: asyncio.Semaphore, i: int, item: Any) -> None:
-        nonlocal failed
+            self.bar = tqdm(total=len(self.items), initial=done, desc=str(kw.get("model") or session.default_model),
+                            unit="call")
+
+    def postfix(self) -> None:
+        if self.bar is not None:
+            extra = {"failed": self.failed} if self.failed else {}
+            if self.retries:
+                extra["retries"] = sum(self.retries.values())
+            self.bar.set_postfix(extra, refresh=False)
+
+    def count_retry(self, event: RetryEvent) -> None:
+        if self.limiter:
+            self.limiter.retried(event.error)
+        with self.lock:
+            self.retries[type(event.error).__name__] += 1
+            self.postfix()
+
+    async def one(self, sem: asyncio.Semaphore, i: int, item: Any) -> None:
         async with sem:
             res: Item
+            reserved = self.limiter.estimate(item, self.kw)
             try:
-                res = await session.achat(item, cancel=token, **kw)
+                if self.limiter:
+                    await self.limiter.acquire(reserved)
+                res = await self.session.achat(item, cancel=self.token, **self.kw)
             except QwenNbError as err:
                 res = err
             except Exception as exc:  # a bug or an unexpected failure: keep it with its item
                 res = QwenNbError(f"Unexpected {type(exc).__name__}: {exc}")
                 res.__cause__ = exc
-            out[i] = res
-            if bar is not None:
-                with lock:
+            if isinstance(res, ChatResult):
+                self.limiter.settle(reserved, res.usage.input_tokens + res.usage.output_tokens,
+                                    res.usage.output_tokens)
+                if self.checkpoint is not None:
+                    self._save(i, res)
+            self.out[i] = res
+            if self.bar is not None:
+                with self.lock:
                     if isinstance(res, QwenNbError):
-                        failed += 1
-                        postfix()
-                    bar.update(1)
+                        self.failed += 1
+                        self.postfix()
+                    self.bar.update(1)
 
-    async def main() -> None:
-        retry_sink.set(count_retry)  # this task's context (and its children's) only
-        sem = asyncio.Semaphore(min(concurrency, len(items)))
-        await asyncio.gather(*(one(sem, i, item) for i, item in enumerate(items)))
+    def _save(self, i: int, res: ChatResult) -> None:
+        assert self.checkpoint is not None
+        try:
+            self.session.ledger.save_checkpoint(self.checkpoint, self.keys[i], json.dumps(res.to_dict()))
+        except Exception as exc:  # the answer is kept; only a restart would ask again
+            log.warning("qwen-nb: answer %d could not be stored in checkpoint %r (%s: %s)", i, self.checkpoint,
+                        type(exc).__name__, exc)
 
-    future = session._loop_runner().submit(main())
+    async def main(self) -> None:
+        retry_sink.set(self.count_retry)  # this task's context (and its children's) only
+        todo = [(i, item) for i, item in enumerate(self.items) if self.out[i] is None]
+        if not todo:
+            return
+        sem = asyncio.Semaphore(min(self.concurrency, len(todo)))
+        await asyncio.gather(*(self.one(sem, i, item) for i, item in todo))
+
+    def results(self) -> list[Item]:
+        return [r if r is not None else _cancelled(self.session, self.kw) for r in self.out]
+
+    def interrupted(self) -> ChatManyInterrupted:
+        self.token.cancel("interrupted")
+        return ChatManyInterrupted(self.results(), self.checkpoint)
+
+    def finish(self) -> list[Item]:
+        if self.retries:
+            total = sum(self.retries.values())
+            kinds = ", ".join(f"{n} {name}" for name, n in self.retries.most_common())
+            log.warning("qwen-nb: %d retr%s over %d calls (%s)", total, "y" if total == 1 else "ies",
+                        len(self.items), kinds)
+        return self.results()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_many(session: Session, prompts: Sequence[Any], *, concurrency: int, progress: bool,
+             kw: Mapping[str, Any], rpm: Any = None, tpm: Any = None, checkpoint: str | None = None) -> list[Item]:
+    """``Session.chat_many``: see there."""
+    run = _Run(session, prompts, concurrency=concurrency, progress=progress, rpm=rpm, tpm=tpm,
+               checkpoint=checkpoint, kw=kw)
+    if not run.items:
+        return []
+    future = session._loop_runner().submit(run.main())
     try:
         while True:
             try:
@@ -149,22 +238,36 @@ def run_many(session: Session, prompts: Sequence[Any], *, concurrency: int, prog
             except concurrent.futures.TimeoutError:
                 continue
     except KeyboardInterrupt:
-        token.cancel("interrupted")
+        error = run.interrupted()
         future.cancel()  # cancels the task on the loop: the calls in flight are abandoned
         try:
             future.exception(1.0)
         except BaseException:  # cancelled, or still winding down: the answered items are kept either way
             pass
-        results: list[Item] = [r if r is not None else _cancelled(session, kw) for r in out]
-        raise ChatManyInterrupted(results) from None
+        raise error from None
     finally:
-        if bar is not None:
-            bar.close()
-    if retries:
-        kinds = ", ".join(f"{n} {name}" for name, n in retries.most_common())
-        log.warning("qwen-nb: %d retr%s over %d calls (%s)", sum(retries.values()),
-                    "y" if sum(retries.values()) == 1 else "ies", len(items), kinds)
-    return [r if r is not None else _cancelled(session, kw) for r in out]
+        run.close()
+    return run.finish()
+
+
+async def arun_many(session: Session, prompts: Sequence[Any], *, concurrency: int, progress: bool,
+                    kw: Mapping[str, Any], rpm: Any = None, tpm: Any = None,
+                    checkpoint: str | None = None) -> list[Item]:
+    """``Session.achat_many``: ``chat_many`` awaited (top-level ``await`` in a notebook), on the same private loop."""
+    run = _Run(session, prompts, concurrency=concurrency, progress=progress, rpm=rpm, tpm=tpm,
+               checkpoint=checkpoint, kw=kw)
+    if not run.items:
+        return []
+    future = session._loop_runner().submit(run.main())
+    try:
+        await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        error = run.interrupted()
+        future.cancel()
+        raise error from None
+    finally:
+        run.close()
+    return run.finish()
 
 
 def _cancelled(session: Session, kw: Mapping[str, Any]) -> CancelledCallError:

@@ -85,6 +85,22 @@ class ChatResult:
 
         return json.loads(self.text)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain data (JSON-ready; the SDK's raw objects are left out)."""
+        from dataclasses import asdict
+
+        data = asdict(self.__class__(**{**self.__dict__, "raw": None}))
+        del data["raw"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChatResult:
+        """A result from ``to_dict()``'s data."""
+        data = dict(data)
+        data["usage"] = Usage(**data.get("usage", {}))
+        data["tool_calls"] = tuple(ToolCall(**t) for t in data.get("tool_calls", ()))
+        return cls(**data)
+
     def __repr__(self) -> str:
         # what a saved notebook keeps: the answer and where it came from, not the timings or the
         # request id (they change every run; they stay available as attributes)

@@ -466,6 +466,7 @@ class Session:
         return AsyncChatStream(self.pipeline, self._prepare(prompt_or_messages, model, profile, api, params))
 
     def chat_many(self, prompts: Sequence[Any], *, concurrency: int = 8, progress: bool = True,
+                  rpm: float | None = None, tpm: float | None = None, checkpoint: str | None = None,
                   **kw: Any) -> list[ChatResult | QwenNbError]:
         """Run ``chat`` over many prompts with at most ``concurrency`` calls in flight.
 
@@ -476,10 +477,28 @@ class Session:
         ``ChatManyInterrupted`` is raised with ``.results``, the answered items kept (and
         recorded in the ledger) and ``CancelledCallError`` for the others. Retries are counted
         on the progress bar and summed up in one line at the end.
+
+        ``rpm`` / ``tpm``: at most so many requests / tokens per minute (Model Studio's limits are
+        per account and model, shared by every workspace): calls wait for their turn, a retry
+        counts as a request, and a 429 of either kind pauses the run for a moment.
+        ``checkpoint="name"``: each answer is stored in the ledger's database as it arrives, so
+        the same call again (after an interrupt, a kernel restart or a crash) sends only the
+        prompts not answered yet and returns every answer; ``Ledger.clear_checkpoint(name)``
+        forgets them.
         """
         from qwen_nb._many import run_many
 
-        return run_many(self, prompts, concurrency=concurrency, progress=progress, kw=kw)
+        return run_many(self, prompts, concurrency=concurrency, progress=progress, rpm=rpm, tpm=tpm,
+                        checkpoint=checkpoint, kw=kw)
+
+    async def achat_many(self, prompts: Sequence[Any], *, concurrency: int = 8, progress: bool = True,
+                         rpm: float | None = None, tpm: float | None = None, checkpoint: str | None = None,
+                         **kw: Any) -> list[ChatResult | QwenNbError]:
+        """``chat_many`` to await (``await q.achat_many(...)`` in a notebook cell); cancelling it stops the run."""
+        from qwen_nb._many import arun_many
+
+        return await arun_many(self, prompts, concurrency=concurrency, progress=progress, rpm=rpm, tpm=tpm,
+                               checkpoint=checkpoint, kw=kw)
 
     # ------------------------------------------------------------------ grants
 

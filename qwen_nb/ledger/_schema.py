@@ -39,6 +39,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE UNIQUE INDEX calls_call_id ON calls(call_id)",
         "CREATE INDEX calls_profile ON calls(profile, currency)",
     ),
+    # v3: chat_many(checkpoint=...): each answered prompt of a named run, so a restarted run skips it
+    3: (
+        """CREATE TABLE checkpoints (
+            name TEXT NOT NULL,
+            key TEXT NOT NULL,
+            time REAL NOT NULL,
+            result TEXT NOT NULL,
+            PRIMARY KEY (name, key)
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

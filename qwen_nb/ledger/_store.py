@@ -315,6 +315,28 @@ class Ledger:
             self._spent.clear()
             return added
 
+    # -- checkpoints (chat_many(checkpoint=...))
+
+    def checkpoint(self, name: str) -> dict[str, str]:
+        """The answers stored for the run ``name``: key -> the result as JSON."""
+        with self._lock:
+            rows = self._conn.execute("SELECT key, result FROM checkpoints WHERE name = ?", (name,)).fetchall()
+        return dict(rows)
+
+    def save_checkpoint(self, name: str, key: str, result: str) -> None:
+        """Store one answer of the run ``name`` (committed before returning: a killed run does not ask again)."""
+        values = (name, key, time.time(), result)
+        sql = "INSERT OR REPLACE INTO checkpoints (name, key, time, result) VALUES (?, ?, ?, ?)"
+        with self._lock:
+            self._retry(lambda: self._conn.execute(sql, values), time.monotonic(), "store a checkpoint")
+
+    def clear_checkpoint(self, name: str) -> int:
+        """Forget the answers stored for the run ``name``; returns how many there were."""
+        with self._lock:
+            cur = self._retry(lambda: self._conn.execute("DELETE FROM checkpoints WHERE name = ?", (name,)),
+                              time.monotonic(), "clear a checkpoint")
+            return int(cur.rowcount)
+
     # -- listeners
 
     def add_listener(self, callback: Callable[[CallRecord], Any]) -> Callable[[], None]:
