@@ -222,14 +222,21 @@ class _Run:
             self.bar.close()
 
 
+def _start(session: Session, prompts: Sequence[Any], **options: Any) -> tuple[_Run, concurrent.futures.Future[None]]:
+    """A run made and started on the session's loop (its future is already done when nothing is left to ask)."""
+    run = _Run(session, prompts, **options)
+    if run.items:
+        return run, session._loop_runner().submit(run.main())
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    done.set_result(None)
+    return run, done
+
+
 def run_many(session: Session, prompts: Sequence[Any], *, concurrency: int, progress: bool,
              kw: Mapping[str, Any], rpm: Any = None, tpm: Any = None, checkpoint: str | None = None) -> list[Item]:
     """``Session.chat_many``: see there."""
-    run = _Run(session, prompts, concurrency=concurrency, progress=progress, rpm=rpm, tpm=tpm,
-               checkpoint=checkpoint, kw=kw)
-    if not run.items:
-        return []
-    future = session._loop_runner().submit(run.main())
+    run, future = _start(session, prompts, concurrency=concurrency, progress=progress, rpm=rpm, tpm=tpm,
+                         checkpoint=checkpoint, kw=kw)
     try:
         while True:
             try:
@@ -254,11 +261,8 @@ async def arun_many(session: Session, prompts: Sequence[Any], *, concurrency: in
                     kw: Mapping[str, Any], rpm: Any = None, tpm: Any = None,
                     checkpoint: str | None = None) -> list[Item]:
     """``Session.achat_many``: ``chat_many`` awaited (top-level ``await`` in a notebook), on the same private loop."""
-    run = _Run(session, prompts, concurrency=concurrency, progress=progress, rpm=rpm, tpm=tpm,
-               checkpoint=checkpoint, kw=kw)
-    if not run.items:
-        return []
-    future = session._loop_runner().submit(run.main())
+    run, future = _start(session, prompts, concurrency=concurrency, progress=progress, rpm=rpm, tpm=tpm,
+                         checkpoint=checkpoint, kw=kw)
     try:
         await asyncio.wrap_future(future)
     except asyncio.CancelledError:

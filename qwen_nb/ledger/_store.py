@@ -258,18 +258,9 @@ class Ledger:
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         """Commit ``rows`` in one transaction (waiting out another process's lock); a failure is logged."""
-        def write() -> None:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(_INSERT, rows)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-
         try:
             with self._lock:
-                self._retry(write, time.monotonic(), f"record {len(rows)} call(s)")
+                self._insert_rows(rows, f"record {len(rows)} call(s)")
         except Exception as exc:
             log.warning("qwen-nb: %d call(s) could not be recorded in the usage ledger (%s: %s)",
                         len(rows), type(exc).__name__, exc)
@@ -299,6 +290,13 @@ class Ledger:
             _check_record(rec)
             rows.append(_values(rec))
 
+        with self._lock:
+            added = self._insert_rows(rows, "record calls")
+            self._spent.clear()
+            return added
+
+    def _insert_rows(self, rows: list[tuple[Any, ...]], what: str) -> int:
+        """Insert ``rows`` in one transaction, waiting out another process's lock; returns how many were new."""
         def write() -> int:
             before = self._conn.total_changes
             self._conn.execute("BEGIN IMMEDIATE")
@@ -310,10 +308,7 @@ class Ledger:
                 raise
             return self._conn.total_changes - before
 
-        with self._lock:
-            added = self._retry(write, time.monotonic(), "record calls")
-            self._spent.clear()
-            return added
+        return self._retry(write, time.monotonic(), what)
 
     # -- checkpoints (chat_many(checkpoint=...))
 
