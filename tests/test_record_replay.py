@@ -364,3 +364,20 @@ def test_pytest_replay_fails_clearly_for_a_notebook_without_a_cassette(tmp_path)
                          timeout=300)
     assert out.returncode == 1
     assert "plain.ipynb has no cassette: plain.cassettes/" in out.stdout and "qwen-nb record" in out.stdout
+
+
+def test_the_tutorial_notebook_is_a_jupytext_pair_with_a_clean_cassette():
+    """notebooks/11_record_and_replay: its cassette loads, names its routes, holds no key (make test replays it)."""
+    from qwen_nb.notebooks import scan_cassette, scan_notebook
+
+    nb = ROOT / "notebooks" / "11_record_and_replay.ipynb"
+    assert nb.with_suffix(".py").read_text(encoding="utf-8").count("formats: ipynb,py:percent") == 1
+    cassette = Cassette.load(cassette_dir(nb))
+    assert cassette.interactions and set(cassette.routes) == {"default"}
+    assert any("events" in i.response_body for i in cassette.interactions)
+    assert scan_cassette(cassette.path, use_env=False, allow_demo_keys=False) == []
+    assert scan_notebook(nb, use_env=False, allow_demo_keys=False) == []
+    from qwen_nb.emulator.config import demo_keys
+
+    text = "".join(p.read_text(encoding="utf-8") for p in cassette.files())
+    assert not any(k in text for k in demo_keys())
