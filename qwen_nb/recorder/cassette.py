@@ -276,6 +276,8 @@ class Cassette:
     routes: dict[str, dict[str, Any]] = field(default_factory=dict)
     interactions: list[Interaction] = field(default_factory=list)
     _used: dict[str, int] = field(default_factory=dict, repr=False)
+    _index: dict[str, list[Interaction]] | None = field(default=None, repr=False)
+    _indexed: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -305,7 +307,12 @@ class Cassette:
         """The recorded answer to this request (the next unused one of its kind), else why there is none."""
         key = request_key(route, method, path, query, {k.lower(): v for k, v in headers.items()}, body)
         with self._lock:
-            same = [i for i in self.interactions if i.key == key]
+            if self._index is None or self._indexed != len(self.interactions):
+                index: dict[str, list[Interaction]] = {}
+                for i in self.interactions:
+                    index.setdefault(i.key, []).append(i)
+                self._index, self._indexed = index, len(self.interactions)
+            same = self._index.get(key, [])
             n = self._used.get(key, 0)
             if n < len(same):
                 self._used[key] = n + 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import subprocess
 import sys
@@ -31,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port of the proxy on 127.0.0.1 (default: a free one)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
     return p
+
+
+def _environment() -> dict[str, str]:
+    """A copy of this process's environment (read through the settings module, as everywhere)."""
+    from qwen_nb._settings import Settings
+
+    return Settings(use_dotenv=False, use_config=False).env
 
 
 def guess_cassette(command: list[str]) -> Path | None:
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print("qwen-nb record: no key is configured (DASHSCOPE_API_KEY / QWEN_NB_<NAME>_API_KEY): qwen_nb.connect() "
               "would use the emulator and nothing it does is recorded; raw SDK calls still go through the proxy.",
               file=sys.stderr)
-    env = dict(os.environ)
+    env = _environment()  # the command's environment: this one, plus the proxy's base URLs
     env.update(record_env(proxy.url, routes))
     shown = ", ".join(f"{name} -> {url}" for name, url in upstreams.items())
     print(f"qwen-nb record: proxy at {proxy.url} ({shown}); recording into {folder}", file=sys.stderr)
@@ -95,7 +101,7 @@ def serve_replay(folder: str, host: str = "127.0.0.1", port: int = 8765) -> int:
     except QwenNbError as exc:
         print(f"qwen-nb emulator --replay: {scrub(exc)}", file=sys.stderr)
         return 2
-    env, drop = replay_env(server.url, cassette.routes, os.environ)
+    env, drop = replay_env(server.url, cassette.routes, _environment())
     print(f"Replaying {folder} ({len(cassette.interactions)} recorded call(s)) on {server.url}: nothing leaves "
           "this machine; a call with no recording gets a 409 NotRecorded error naming it.")
     print("Point a notebook's kernel at it (bash):")
