@@ -352,18 +352,41 @@ def test_cli_usage_errors(tmp_path):
     assert main(["emulator", "--replay", str(tmp_path / "missing.cassettes")]) == 2
 
 
-def test_pytest_replay_fails_clearly_for_a_notebook_without_a_cassette(tmp_path):
+CELL = """import os, httpx
+r = httpx.post(os.environ["OPENAI_BASE_URL"] + "/chat/completions", timeout=30,
+               headers={"Authorization": "Bearer " + os.environ["DASHSCOPE_API_KEY"]},
+               json={"model": "qwen-plus", "messages": [{"role": "user", "content": "Hello notebook"}]})
+print(r.status_code, r.json()["choices"][0]["message"]["content"])"""
+
+
+def test_pytest_replay_and_record_a_notebook(emulator, tmp_path):
+    """--qwen-replay fails clearly without a cassette; --qwen-record writes it; --qwen-replay then passes."""
     import nbformat
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)", outputs=[
-        nbformat.v4.new_output("stream", name="stdout", text="1\n")], execution_count=1)])
+    answer = httpx.post(emulator.base_url("ap-southeast-1", "openai") + "/chat/completions",
+                        headers={"Authorization": f"Bearer {emulator.key()}"},
+                        json={"model": "qwen-plus", "messages": [{"role": "user", "content": "Hello notebook"}]},
+                        ).json()["choices"][0]["message"]["content"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL, execution_count=1, outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=f"200 {answer}\n")])])
     nbformat.write(nb, tmp_path / "plain.ipynb")
-    env = _clean_env()
-    out = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--qwen-replay", "plain.ipynb", "-p",
-                          "no:cacheprovider", "-q"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300)
+
+    def pytest_(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "--nbval", *args, "plain.ipynb", "-p",
+                               "no:cacheprovider", "-q"], cwd=tmp_path, env={**_clean_env(), **env},
+                              capture_output=True, text=True, timeout=300)
+
+    out = pytest_("--qwen-replay")
     assert out.returncode == 1
     assert "plain.ipynb has no cassette: plain.cassettes/" in out.stdout and "qwen-nb record" in out.stdout
+    out = pytest_("--qwen-record", "--qwen-upstream", emulator.url + "/ap-southeast-1",
+                  DASHSCOPE_API_KEY=emulator.key())
+    assert out.returncode == 0, out.stdout
+    cassette = Cassette.load(tmp_path / "plain.cassettes")
+    assert len(cassette.interactions) == 1
+    assert not any(emulator.key() in p.read_text() for p in cassette.files())
+    out = pytest_("--qwen-replay")  # no key, no emulator: the cassette answers
+    assert out.returncode == 0, out.stdout
 
 
 def test_the_tutorial_notebook_is_a_jupytext_pair_with_a_clean_cassette():
