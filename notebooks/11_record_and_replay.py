@@ -134,10 +134,10 @@ except qwen_nb.errors.QwenNbError as err:
 # ```json
 # "response": {
 #   "status": 200,
-#   "headers": {"content-type": "text/event-stream;charset=UTF-8", ...},
+#   "headers": {"content-type": "text/event-stream; charset=utf-8", ...},
 #   "body": {
 #     "events": [
-#       "id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[...]}, ...}",
+#       "id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[...]},\"usage\":{...}}",
 #       ...
 # ```
 #
