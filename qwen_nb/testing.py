@@ -386,7 +386,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         state["failed"] = f"--qwen-replay: {exc}"
         pytest.fail(state["failed"], pytrace=False)
     values, drop = replay_env(state["replay"].url, cassette.routes, os.environ)
-    values.setdefault("QWEN_NB_LEDGER", os.environ.get("QWEN_NB_LEDGER") or ":memory:")
     _apply_env(state, values, drop)
 
 

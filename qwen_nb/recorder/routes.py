@@ -79,8 +79,8 @@ def replay_env(url: str, routes: Mapping[str, Mapping[str, Any]],
                environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
     """``(variables to set, variables to remove)`` so a command talks to the replay server at ``url``.
 
-    Each recorded profile gets its base URL, region and a placeholder key; other keys, key
-    commands, workspace ids and ``QWEN_NB_EMULATOR`` are removed from the command's environment.
+    Each recorded profile gets its base URL, region and a placeholder key, and the usage ledger is
+    kept in memory; other keys, key commands, workspace ids and ``QWEN_NB_EMULATOR`` are removed.
     """
     out = record_env(url, routes)
     prefixes = set()
@@ -90,6 +90,8 @@ def replay_env(url: str, routes: Mapping[str, Mapping[str, Any]],
         if info.get("profile"):
             out[f"{prefix}_API_KEY"] = PLACEHOLDER_KEY
             out[f"{prefix}_REGION"] = str(info.get("region") or facts.DEFAULT_REGION)
+    if not (environ or {}).get("QWEN_NB_LEDGER"):  # replayed calls cost nothing: keep them out of the usage ledger
+        out["QWEN_NB_LEDGER"] = ":memory:"
     drop = ["QWEN_NB_EMULATOR", "QWEN_NB_PROFILES", "DASHSCOPE_WORKSPACE_ID", "DASHSCOPE_API_KEY_FILE_PATH"]
     for name in environ if environ is not None else ():
         if facts.KEY_VAR.match(name) and name not in out:
