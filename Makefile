@@ -21,7 +21,8 @@ lab: $(STAMP)
 # `make test` never calls the real service, whatever keys the shell has: every DASHSCOPE_* and
 # QWEN_NB_* variable is removed for the test commands, and a user config file is not read
 # (QWEN_NB_CONFIG points at an empty file); the notebooks then run on the plugin's emulator,
-# from a temporary copy so that no .env is found above them.
+# from a temporary copy so that no .env is found above them. A notebook with a cassette folder
+# beside it (NAME.cassettes/, recorded with qwen-nb record) is replayed from it instead.
 KEYVARS  = $(sort $(filter DASHSCOPE_% QWEN_NB_%,$(.VARIABLES)))
 NOKEYS   = env $(foreach v,$(KEYVARS),-u $(v)) QWEN_NB_CONFIG=/dev/null
 
@@ -34,7 +35,8 @@ test: $(STAMP)
 	$(BIN)/qwen-nb check-notebooks --strict notebooks
 	@# the notebooks run from a copy with no .env on its way up: a key in notebooks/.env or ./.env stays unused
 	tmp=$$(mktemp -d) && cp -R notebooks/. "$$tmp" && rm -f "$$tmp/.env" && \
-	  (cd "$$tmp" && $(NOKEYS) "$(CURDIR)/$(BIN)/python" -m pytest --nbval . -p no:cacheprovider --qwen-emulator); \
+	  (cd "$$tmp" && $(NOKEYS) "$(CURDIR)/$(BIN)/python" -m pytest --nbval . -p no:cacheprovider --qwen-emulator \
+	    --qwen-replay -o qwen_replay_missing=run); \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 lint: $(STAMP)

@@ -18,6 +18,11 @@ whatever their shape). The emulator's public demo keys are not reported (``--str
 ``allow_demo_keys=False`` reports them too). Findings name the place and show the key
 masked (``sk-…1a2b``), never in full. :func:`scrub_notebook` replaces every key by its masked form.
 
+Cassettes (``NAME.cassettes/`` folders of recorded calls beside notebooks, see
+``qwen_nb.recorder``) are scanned the same way, file by file (:func:`scan_cassette`): a
+recording redacts keys, but a key typed into a prompt or a hand-edited file would be
+committed too.
+
 ``qwen-nb check-notebooks PATH...`` is the command-line front (exit 0: clean, 1: keys
 found, 2: usage error or a file that is not a readable notebook); ``--fix`` scrubs files
 in place.
@@ -510,11 +515,70 @@ def iter_notebook_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
             raise InputError(f"{p}: no such file or directory.")
 
 
+# -- cassettes (recorded calls beside notebooks) -------------------------------------------------
+
+#: a cassette folder's suffix (``qwen_nb.recorder.CASSETTE_SUFFIX``)
+CASSETTE_SUFFIX = ".cassettes"
+
+
+def is_cassette_file(path: str | os.PathLike) -> bool:
+    """True for a file inside a ``NAME.cassettes`` folder."""
+    return Path(path).parent.name.endswith(CASSETTE_SUFFIX)
+
+
+def iter_cassette_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """The files of every ``*.cassettes`` folder given or found below the folders given, and cassette files given."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            folders = ([p] if p.name.endswith(CASSETTE_SUFFIX) else []) + sorted(
+                f for f in p.rglob("*" + CASSETTE_SUFFIX) if f.is_dir())
+            for folder in folders:
+                yield from sorted(f for f in folder.iterdir() if f.is_file() and f.suffix == ".json")
+        elif p.is_file() and is_cassette_file(p):
+            yield p
+
+
+def _cassette_findings(text: str, label: str, matcher: _Matcher) -> list[Finding]:
+    findings: list[Finding] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        for key, reason in matcher.find(line):
+            findings.append(Finding(label, None, f"line {n}", mask_key(key), reason))
+        m = re.search(r'"base64": "([A-Za-z0-9+/=]+)"', line)
+        data = _decode_b64(m.group(1)) if m else None
+        for key, reason in matcher.find_bytes(data) if data else ():
+            findings.append(Finding(label, None, f"line {n}(base64)", mask_key(key), reason))
+    return findings
+
+
+def scan_cassette(
+    path: str | os.PathLike, extra_secrets: Iterable[str] = (), *, use_env: bool = True, allow_demo_keys: bool = True
+) -> list[Finding]:
+    """Every API key in a cassette folder (or one of its files), by file and line; arguments as ``scan_notebook``."""
+    matcher = _matcher(extra_secrets, use_env, allow_demo_keys)
+    files = [Path(path)] if Path(path).is_file() else list(iter_cassette_paths([path]))
+    out: list[Finding] = []
+    for f in files:
+        out += _cassette_findings(f.read_text(encoding="utf-8", errors="replace"), str(f), matcher)
+    return out
+
+
+def _fix_cassette(path: Path, matcher: _Matcher) -> int:
+    text = path.read_text(encoding="utf-8")
+    fixed, n = matcher.replace(text)
+    if n:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(fixed, encoding="utf-8")
+        tmp.replace(path)
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qwen-nb check-notebooks",
         description="Find Model Studio API keys saved in Jupyter notebooks (sources, outputs, "
-        "attachments, metadata, widget state). Exit status: 0 clean, 1 keys found, 2 error.",
+        "attachments, metadata, widget state) and in their cassettes (NAME.cassettes/ folders of recorded calls). "
+        "Exit status: 0 clean, 1 keys found, 2 error.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help=".ipynb files or directories (searched recursively)")
     parser.add_argument("--fix", action="store_true", help="replace each key by its masked form, in place")
@@ -542,10 +606,32 @@ def cli_main(argv: list[str] | None = None) -> int:
     matcher = _Matcher(secrets, () if args.strict else demo_keys())
     status, n_files, n_keys, n_fixed, dirty = 0, 0, 0, 0, 0
     try:
-        paths = list(iter_notebook_paths(args.paths))
+        paths = [p for p in iter_notebook_paths(args.paths) if not is_cassette_file(p)]
+        cassette_files = list(iter_cassette_paths(args.paths))
     except InputError as exc:
         print(f"qwen-nb check-notebooks: {exc.message}", file=err)
         return 2
+    for cfile in cassette_files:
+        try:
+            findings = _cassette_findings(cfile.read_text(encoding="utf-8", errors="replace"), str(cfile), matcher)
+        except OSError as exc:
+            print(f"error: {cfile}: {exc.strerror or exc}", file=err)
+            status = 2
+            continue
+        if not findings:
+            continue
+        dirty += 1
+        n_keys += len(findings)
+        status = max(status, 1)
+        if not args.quiet:
+            for f in findings:
+                print(str(f), file=out)
+        if args.fix:
+            try:
+                n_fixed += _fix_cassette(cfile, matcher)
+            except OSError as exc:
+                print(f"error: {cfile}: not fixed: {exc}", file=err)
+                status = 2
     for path in paths:
         n_files += 1
         try:
@@ -574,6 +660,9 @@ def cli_main(argv: list[str] | None = None) -> int:
     n_checkpoints = sum(1 for p in paths if is_checkpoint(p))
     what = ("notebook" if n_files == 1 else "notebooks") + (
         f" ({n_checkpoints} checkpoint{'s' if n_checkpoints != 1 else ''})" if n_checkpoints else "")
+    if cassette_files:  # counted together: "in 1 of 12 files (8 notebooks, 4 cassette files)"
+        what = f"files ({n_files} {what}, {len(cassette_files)} cassette file{'s' if len(cassette_files) != 1 else ''})"
+        n_files += len(cassette_files)
     if n_keys:
         verb = f"replaced {n_fixed} by masked keys; review and re-stage" if args.fix else "run with --fix to scrub"
         print(f"{n_keys} API key(s) in {dirty} of {n_files} {what} ({verb}).", file=out)

@@ -43,6 +43,22 @@ ports, memory addresses, the emulator notice and compare()'s "fastest" badge are
 file of your own given with ``--nbval-sanitize-with=PATH`` is applied after them (nbval reads
 one file: the plugin hands it both, merged). The pytest header says which rules are in use.
 Turn this off with the ini setting ``qwen_sanitize = false``.
+
+Recorded notebooks (cassettes)
+------------------------------
+``pytest --nbval --qwen-replay`` runs each notebook against the cassette beside it
+(``NAME.cassettes/`` next to ``NAME.ipynb``, written by ``qwen-nb record`` or
+``--qwen-record``): its kernel gets the recorded profiles with a placeholder key, their base
+URLs pointing at a local replay server, and ``OPENAI_BASE_URL`` / ``DASHSCOPE_HTTP_BASE_URL``
+/ ``DASHSCOPE_BASE_URL`` for raw SDK calls and curl. No key, no network: every answer is the
+recorded one, byte for byte; a call with no recording fails with HTTP 409 ``NotRecorded``
+naming the cassette and the request. A notebook with no cassette fails at once, unless the
+ini setting ``qwen_replay_missing = run`` (``-o qwen_replay_missing=run``) lets it run as it
+would without the flag (the emulator when no key is set).
+
+``pytest --nbval --qwen-record`` records instead: each notebook's calls go through a
+recording proxy to the real service (each profile's host) or to ``--qwen-upstream URL``,
+and its cassette folder is rewritten.
 """
 
 from __future__ import annotations
@@ -123,6 +139,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "start the qwen-nb emulator for notebooks: auto (nbval runs without a key), true or false",
         default="auto",
     )
+    _add_cassette_options(group, parser)
 
 
 def _mode(config: pytest.Config) -> str:
@@ -142,6 +159,8 @@ def _nbval_run(config: pytest.Config) -> bool:
 def _decide(config: pytest.Config) -> tuple[bool, str]:
     """Whether to start the emulator, and why (for the pytest header)."""
     mode = _mode(config)
+    if _cassette_mode(config) in ("record", "replay"):  # every notebook has (or makes) its cassette
+        return False, ""
     running = Settings(use_dotenv=False, use_config=False).get(ENV_VAR)
     if running:
         return False, f"using the emulator at {running} ({ENV_VAR})"
@@ -192,6 +211,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state: dict[str, Any] = {"emulator": None, "note": "", "sanitize": "", "sanitize_tmp": None}
     config.stash[_STATE] = state
     _setup_sanitize(config, state)
+    _setup_cassettes(config, state)
     if hasattr(config, "workerinput"):  # xdist worker: the controller exported the variable
         return
     start, why = _decide(config)
@@ -217,12 +237,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(_STATE, None)
-    lines = [f"qwen-nb: {state[k]}" for k in ("note", "sanitize") if state and state.get(k)]
+    lines = [f"qwen-nb: {state[k]}" for k in ("note", "sanitize", "cassettes") if state and state.get(k)]
     return lines or None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
+    if state:
+        _stop_cassettes(state)
     tmp = state and state.get("sanitize_tmp")
     if tmp:
         state["sanitize_tmp"] = None  # type: ignore[index]
@@ -234,6 +256,137 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if os.environ.get(ENV_VAR) == emu.url:
         del os.environ[ENV_VAR]
     emu.stop()
+
+
+# -- cassettes: --qwen-record / --qwen-replay (qwen_nb.recorder) ----------------------------------------
+
+
+def _add_cassette_options(group: Any, parser: pytest.Parser) -> None:
+    group.addoption("--qwen-replay", dest="qwen_replay", action="store_true", default=False,
+                    help="run each notebook against the cassette beside it (NAME.cassettes/): recorded answers, "
+                    "no key, no network")
+    group.addoption("--qwen-record", dest="qwen_record", action="store_true", default=False,
+                    help="record each notebook's calls through a local proxy into NAME.cassettes/ beside it")
+    group.addoption("--qwen-upstream", dest="qwen_upstream", default=None, metavar="URL",
+                    help="with --qwen-record: send every call to URL instead of each profile's Model Studio host")
+    parser.addini("qwen_replay_missing",
+                  "with --qwen-replay, a notebook without a cassette: fail (default) or run (as without the flag)",
+                  default="fail")
+
+
+def _cassette_mode(config: pytest.Config) -> str:
+    record = bool(config.getoption("qwen_record", default=False))
+    replay = bool(config.getoption("qwen_replay", default=False))
+    if record and replay:
+        raise pytest.UsageError("--qwen-record and --qwen-replay exclude each other: record first, then replay.")
+    if replay:
+        missing = str(config.getini("qwen_replay_missing") or "fail").strip().lower()
+        if missing not in ("fail", "run"):
+            raise pytest.UsageError(f"ini option qwen_replay_missing = {missing!r}: use fail or run.")
+        return "replay" if missing == "fail" else "replay-or-run"
+    return "record" if record else ""
+
+
+def _setup_cassettes(config: pytest.Config, state: dict[str, Any]) -> None:
+    mode = _cassette_mode(config)
+    state.update(cassette_mode=mode, current=None, saved_env={}, proxy=None, failed=None)
+    if not mode or hasattr(config, "workerinput"):
+        return
+    from qwen_nb.errors import QwenNbError
+
+    if mode == "record":
+        from qwen_nb.recorder import profile_routes
+
+        try:
+            state["upstreams"], state["routes"] = profile_routes(config.getoption("qwen_upstream", default=None))
+        except QwenNbError as exc:
+            raise pytest.UsageError(f"--qwen-record: {exc}") from None
+        where = config.getoption("qwen_upstream", default=None) or "each profile's Model Studio host"
+        state["cassettes"] = f"recording each notebook's calls to {where} into NAME.cassettes/ beside it"
+        return
+    from qwen_nb.recorder import ReplayServer
+
+    state["replay"] = ReplayServer().start()
+    others = "fail" if mode == "replay" else "run as without --qwen-replay"
+    state["cassettes"] = (f"replaying NAME.cassettes/ beside each notebook at {state['replay'].url} (no key, no "
+                          f"network); notebooks without one {others}")
+
+
+def _apply_env(state: dict[str, Any], values: dict[str, str], drop: list[str]) -> None:
+    saved = state["saved_env"]
+    for name in list(values) + list(drop):
+        saved.setdefault(name, os.environ.get(name))
+    for name in drop:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+
+
+def _leave_notebook(state: dict[str, Any]) -> None:
+    """Undo what the last notebook's cassette set up: its variables, its recording proxy."""
+    for name, value in state.get("saved_env", {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    state["saved_env"] = {}
+    proxy = state.get("proxy")
+    if proxy is not None:
+        state["proxy"] = None
+        proxy.stop()
+    replay = state.get("replay")
+    if replay is not None:
+        replay.use(None, "qwen-nb replay: no notebook is running.")
+
+
+def _stop_cassettes(state: dict[str, Any]) -> None:
+    _leave_notebook(state)
+    replay = state.pop("replay", None)
+    if replay is not None:
+        replay.stop()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a notebook's kernel starts (its first cell): point it at its cassette (replay or record)."""
+    state = item.config.stash.get(_STATE, None)
+    if not state or not state.get("cassette_mode") or not str(item.path).endswith(".ipynb"):
+        return
+    path = Path(str(item.path))
+    if state["current"] == path:
+        if state["failed"]:
+            pytest.fail(state["failed"], pytrace=False)
+        return
+    _leave_notebook(state)
+    state["current"], state["failed"] = path, None
+    from qwen_nb.errors import QwenNbError
+    from qwen_nb.recorder import cassette_dir, record_env, replay_env
+    from qwen_nb.recorder.cassette import INDEX_FILE
+
+    folder = cassette_dir(path)
+    if state["cassette_mode"] == "record":
+        from qwen_nb.recorder import RecordingProxy
+
+        proxy = RecordingProxy(folder, state["upstreams"], state["routes"],
+                               command=f"pytest --nbval --qwen-record {path.name}").start()
+        state["proxy"] = proxy
+        _apply_env(state, record_env(proxy.url, state["routes"]), [])
+        return
+    if not (folder / INDEX_FILE).is_file():
+        if state["cassette_mode"] == "replay-or-run":
+            return
+        state["failed"] = (
+            f"--qwen-replay: {path.name} has no cassette: {folder.name}/ (with {INDEX_FILE}) is not beside it. "
+            f"Record it with a key: qwen-nb record -- jupyter nbconvert --to notebook --execute --inplace {path.name} "
+            f"(or pytest --nbval --qwen-record {path.name}) and commit {folder.name}/; or let notebooks without a "
+            "cassette run as usual: -o qwen_replay_missing=run.")
+        pytest.fail(state["failed"], pytrace=False)
+    try:
+        cassette = state["replay"].use(folder)
+    except QwenNbError as exc:
+        state["failed"] = f"--qwen-replay: {exc}"
+        pytest.fail(state["failed"], pytrace=False)
+    values, drop = replay_env(state["replay"].url, cassette.routes, os.environ)
+    _apply_env(state, values, drop)
 
 
 # -- fixtures ------------------------------------------------------------------------------------

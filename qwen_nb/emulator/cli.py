@@ -28,12 +28,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds a client may take to send its headers, or pause inside a body (default 10)")
     p.add_argument("--max-connections", type=int, default=None,
                    help="open connections served at once (default 1000); requests beyond get 503")
+    p.add_argument("--replay", metavar="DIR",
+                   help="answer only from the cassette DIR (recorded with qwen-nb record), not the emulator's replies")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start the emulator, print its base URLs and demo keys, serve until interrupted."""
     args = _parser().parse_args(argv)
+    if args.replay:
+        from qwen_nb.recorder.cli import serve_replay
+
+        return serve_replay(args.replay, args.host, args.port)
     from dataclasses import asdict
 
     from qwen_nb._secrets import mask_key
