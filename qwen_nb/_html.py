@@ -132,8 +132,13 @@ def bar(fraction: float, label: str, *, tokens: bool = False) -> str:
 
 def error_card(summary: Any, *, title: str, actions_html: str = "") -> str:
     """An ``ErrorSummary`` as a card: title and headline, fix bullets, chips, actions, the long text folded."""
+    return block(error_card_body(summary, title=title, actions_html=actions_html), "qnb-error")
+
+
+def error_card_body(summary: Any, *, title: str, actions_html: str = "") -> str:
+    """The card of ``error_card`` without the stylesheet, for a cell inside a larger output."""
     fixes = "".join(f"<li>{esc(f)}</li>" for f in summary.fixes)
-    inner = (
+    return (
         f'<div class="qnb-card" role="alert"><div><span class="qnb-card-title">{esc(title)}</span>'
         f"{esc(summary.headline)}</div>"
         + (f'<div class="qnb-fixes"><b>How to fix:</b><ul>{fixes}</ul></div>' if fixes else "")
@@ -143,4 +148,3 @@ def error_card(summary: Any, *, title: str, actions_html: str = "") -> str:
            if summary.details else "")
         + "</div>"
     )
-    return block(inner, "qnb-error")
