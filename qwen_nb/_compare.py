@@ -233,7 +233,7 @@ class CompareResult:
             name = f"<span class='qnb-name'>{_html.esc(m)}</span>" + (
                 f"<br><span class='qnb-muted qnb-small'>{_html.esc(sub)}</span>" if sub else "")
             body.append([name] + [self._cell_html(by.get((m, p, a, i))) for i in range(len(self.prompts))])
-        table = _html.table([_html.esc(label), *cols], body, fixed=True, widths=["11em"] + [""] * len(cols))
+        table = _html.table([_html.esc(label), *cols], body, full=True)
         return _html.block(head + table, "qwen-nb-compare")
 
     def _repr_markdown_(self) -> str:

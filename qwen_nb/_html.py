@@ -30,21 +30,25 @@ STYLE = (
     ".qnb .qnb-ok{color:var(--qnb-ok)}"
     ".qnb .qnb-nowrap{white-space:nowrap}"
     ".qnb .qnb-wrap{max-width:100%;overflow-x:auto}"
-    ".qnb table.qnb-table{border-collapse:collapse;max-width:100%;margin:0;font-size:inherit;"
-    "color:inherit;background:transparent}"
-    ".qnb table.qnb-fixed{table-layout:fixed;width:100%}"
-    ".qnb .qnb-table th,.qnb .qnb-table td{padding:4px 8px;border:none;border-bottom:1px solid var(--qnb-line);"
-    "vertical-align:top;text-align:left;background:transparent;color:inherit;overflow-wrap:anywhere}"
-    ".qnb .qnb-table thead th{font-weight:600;border-bottom:1px solid var(--qnb-rule)}"
-    ".qnb .qnb-table tbody th{font-weight:600}"
-    ".qnb .qnb-table tr.qnb-total td,.qnb .qnb-table tr.qnb-total th{font-weight:600;"
-    "border-top:1px solid var(--qnb-rule)}"
-    ".qnb .qnb-table .qnb-num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
-    ".qnb .qnb-table .qnb-mark{text-align:center;white-space:nowrap}"
-    ".qnb .qnb-table .qnb-name{white-space:nowrap;overflow-wrap:normal}"
+    ".qnb .qnb-wrap>table{border-collapse:collapse;max-width:100%;margin:0;font-size:inherit;"
+    "color:inherit;background:transparent;table-layout:auto;border:none}"
+    ".qnb .qnb-fixed>table{table-layout:fixed;width:100%}"
+    ".qnb .qnb-full>table{width:100%}"
+    ".qnb .qnb-wrap>table>*>tr,.qnb .qnb-wrap>table>tbody>tr:nth-child(odd),"
+    ".qnb .qnb-wrap>table>tbody>tr:hover{background:transparent}"
+    ".qnb .qnb-wrap>table>*>tr>th,.qnb .qnb-wrap>table>*>tr>td{padding:4px 8px;border:none;"
+    "border-bottom:1px solid var(--qnb-line);vertical-align:top;text-align:left;background:transparent;"
+    "color:inherit;overflow-wrap:anywhere;max-width:none;line-height:inherit}"
+    ".qnb .qnb-wrap>table>thead>tr>th{font-weight:600;border-bottom:1px solid var(--qnb-rule);"
+    "vertical-align:bottom}"
+    ".qnb .qnb-wrap>table>tbody>tr>th{font-weight:600}"
+    ".qnb .qnb-wrap>table>tbody>tr.qnb-total>*{font-weight:600;border-top:1px solid var(--qnb-rule)}"
+    ".qnb .qnb-wrap>table>*>tr>.qnb-num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".qnb .qnb-wrap>table>*>tr>.qnb-mark{text-align:center;white-space:nowrap}"
+    ".qnb .qnb-name{white-space:nowrap;overflow-wrap:normal}"
     ".qnb .qnb-chips{display:flex;flex-wrap:wrap;gap:4px;margin:4px 0}"
     ".qnb .qnb-chip{border:1px solid var(--qnb-rule);border-radius:10px;padding:0 7px;font-size:0.85em;"
-    "white-space:nowrap;max-width:100%;overflow:hidden;text-overflow:ellipsis}"
+    "max-width:100%}"
     ".qnb .qnb-legend{display:flex;flex-wrap:wrap;gap:2px 14px;margin-top:6px;font-size:0.88em;"
     "color:var(--qnb-muted)}"
     ".qnb .qnb-legend b{color:var(--qnb-fg);font-weight:600}"
@@ -94,13 +98,15 @@ def table(
     classes: Sequence[str] = (),
     total: Sequence[str] | None = None,
     fixed: bool = False,
+    full: bool = False,
     widths: Sequence[str] | None = None,
 ) -> str:
     """A table of HTML cells: the first cell of each row is its header (``th``).
 
     ``classes`` gives a class per column (``qnb-num`` right-aligns figures, ``qnb-mark`` centres
     marks, ``qnb-name`` keeps a name on one line); ``total`` is a last, bold row; ``fixed`` spreads
-    the columns over the whole width (``widths`` per column, e.g. ``"9em"``).
+    the columns over the whole width (``widths`` per column, e.g. ``"9em"``); ``full`` takes the whole width
+    and sizes the columns by their content.
     """
 
     def cls(i: int) -> str:
@@ -119,8 +125,8 @@ def table(
     body = [tr(r) for r in rows]
     if total is not None:
         body.append(tr(total, ' class="qnb-total"'))
-    kind = "qnb-table qnb-fixed" if fixed else "qnb-table"
-    return f'<div class="qnb-wrap"><table class="{kind}">{cols}{thead}<tbody>{"".join(body)}</tbody></table></div>'
+    kind = "qnb-wrap" + (" qnb-fixed" if fixed else "") + (" qnb-full" if full else "")
+    return f'<div class="{kind}"><table>{cols}{thead}<tbody>{"".join(body)}</tbody></table></div>'
 
 
 def bar(fraction: float, label: str, *, tokens: bool = False) -> str:
