@@ -381,6 +381,5 @@ def _traceback_lines(err: QwenNbError) -> list[str]:
     if user:
         lines.append("")
         lines += [line.rstrip("\n") for line in traceback.format_list(user)]
-    lines.append(f"{dim}(qwen-nb's own frames are hidden: %tb verbose shows the full traceback; "
-                 f"the whole message is str(err) on the error; %xmode Verbose shows it for every error){reset}")
+    lines.append(f"{dim}(qwen-nb's own frames are hidden: %tb verbose shows the full traceback){reset}")
     return [_scrub(line) for line in lines]
