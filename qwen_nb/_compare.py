@@ -192,7 +192,7 @@ class CompareResult:
             return ""
         if c.result is None:
             e = c.error if c.error is not None else QwenNbError("No result.")
-            return _html.error_card_body(e.summary(), title=type(e).__name__)
+            return _html.error_card_body(e.summary(), title=type(e).__name__, bullets=1)
         r = c.result
         body = f"<div class='qnb-answer'>{markdownish(r.text) or '<i>(no text)</i>'}</div>"
         if r.reasoning:
@@ -215,7 +215,8 @@ class CompareResult:
         many = len(self.prompts) > 1
         cost = " + ".join(f"≈{v:.6f} {k}" for k, v in sorted(self.total_cost.items())) or "no known cost"
         tokens = sum(r.usage.total_tokens for r in self.ok)
-        what = f"{len(self.prompts)} prompts × {len(rows)} rows" if many else f"{len(rows)} model(s)"
+        kind = "rows" if varying else "models"
+        what = f"{len(self.prompts)} prompts × {len(rows)} {kind}" if many else f"{len(rows)} model(s)"
         head = (
             "<div class='qnb-head'><b>Compare</b>"
             + ("" if many else f" · “{_html.esc(self.prompts[0])}”")
@@ -233,7 +234,7 @@ class CompareResult:
             name = f"<span class='qnb-name'>{_html.esc(m)}</span>" + (
                 f"<br><span class='qnb-muted qnb-small'>{_html.esc(sub)}</span>" if sub else "")
             body.append([name] + [self._cell_html(by.get((m, p, a, i))) for i in range(len(self.prompts))])
-        table = _html.table([_html.esc(label), *cols], body, full=True)
+        table = _html.table([_html.esc(label), *cols], body, fixed=True, widths=["9.5em"] + [""] * len(cols))
         return _html.block(head + table, "qwen-nb-compare")
 
     def _repr_markdown_(self) -> str:

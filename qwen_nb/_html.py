@@ -21,7 +21,7 @@ STYLE = (
     "--qnb-line:var(--jp-border-color2,#e0e0e0);--qnb-rule:var(--jp-border-color1,#bdbdbd);"
     "color:var(--qnb-fg);font-family:var(--jp-content-font-family,system-ui,sans-serif);"
     "font-size:var(--jp-content-font-size1,14px);line-height:1.45;max-width:100%;box-sizing:border-box;"
-    "overflow-wrap:anywhere}"
+    "overflow-wrap:break-word}"
     ".qnb *{box-sizing:border-box}"
     ".qnb .qnb-head{margin:0 0 6px}"
     ".qnb .qnb-muted{color:var(--qnb-muted)}"
@@ -36,16 +36,19 @@ STYLE = (
     ".qnb .qnb-full>table{width:100%}"
     ".qnb .qnb-wrap>table>*>tr,.qnb .qnb-wrap>table>tbody>tr:nth-child(odd),"
     ".qnb .qnb-wrap>table>tbody>tr:hover{background:transparent}"
-    ".qnb .qnb-wrap>table>*>tr>th,.qnb .qnb-wrap>table>*>tr>td{padding:4px 8px;border:none;"
+    ".qnb .qnb-wrap>table>*>tr>th,.qnb .qnb-wrap>table>*>tr>td{padding:4px 6px;border:none;"
     "border-bottom:1px solid var(--qnb-line);vertical-align:top;text-align:left;background:transparent;"
-    "color:inherit;overflow-wrap:anywhere;max-width:none;line-height:inherit}"
+    "color:inherit;overflow-wrap:break-word;max-width:none;line-height:inherit}"
     ".qnb .qnb-wrap>table>thead>tr>th{font-weight:600;border-bottom:1px solid var(--qnb-rule);"
     "vertical-align:bottom}"
     ".qnb .qnb-wrap>table>tbody>tr>th{font-weight:600}"
     ".qnb .qnb-wrap>table>tbody>tr.qnb-total>*{font-weight:600;border-top:1px solid var(--qnb-rule)}"
     ".qnb .qnb-wrap>table>*>tr>.qnb-num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
     ".qnb .qnb-wrap>table>*>tr>.qnb-mark{text-align:center;white-space:nowrap}"
+    ".qnb .qnb-wrap>table>thead>tr>th.qnb-num,.qnb .qnb-wrap>table>thead>tr>th.qnb-mark{white-space:normal}"
+    ".qnb .qnb-wrap>table>*>tr>th .qnb-muted{font-weight:normal}"
     ".qnb .qnb-name{white-space:nowrap;overflow-wrap:normal}"
+    ".qnb .qnb-fixed .qnb-name{white-space:normal;overflow-wrap:break-word}"
     ".qnb .qnb-chips{display:flex;flex-wrap:wrap;gap:4px;margin:4px 0}"
     ".qnb .qnb-chip{border:1px solid var(--qnb-rule);border-radius:10px;padding:0 7px;font-size:0.85em;"
     "max-width:100%}"
@@ -61,9 +64,9 @@ STYLE = (
     ".qnb .qnb-card li{margin:1px 0}"
     ".qnb details.qnb-details{margin-top:2px}"
     ".qnb details.qnb-details summary{cursor:pointer;color:var(--qnb-muted);font-size:0.88em}"
-    ".qnb details.qnb-details pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:0.85em;margin:4px 0;"
+    ".qnb details.qnb-details pre{white-space:pre-wrap;overflow-wrap:break-word;font-size:0.85em;margin:4px 0;"
     "color:inherit;background:transparent;padding:0;max-height:24em;overflow-y:auto}"
-    ".qnb .qnb-answer pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0;background:transparent}"
+    ".qnb .qnb-answer pre{white-space:pre-wrap;overflow-wrap:break-word;margin:4px 0;background:transparent}"
     ".qnb .qnb-actions{margin-top:4px}"
 )
 
@@ -141,11 +144,14 @@ def error_card(summary: Any, *, title: str, actions_html: str = "") -> str:
     return block(error_card_body(summary, title=title, actions_html=actions_html), "qnb-error")
 
 
-def error_card_body(summary: Any, *, title: str, actions_html: str = "") -> str:
-    """The card of ``error_card`` without the stylesheet, for a cell inside a larger output."""
-    fixes = "".join(f"<li>{esc(f)}</li>" for f in summary.fixes)
+def error_card_body(summary: Any, *, title: str, actions_html: str = "", bullets: int = 3) -> str:
+    """The card of ``error_card`` without the stylesheet, for a cell inside a larger output.
+
+    ``bullets`` caps the fix bullets shown (a matrix cell shows one; all are in the folded details).
+    """
+    fixes = "".join(f"<li>{esc(f)}</li>" for f in summary.fixes[:bullets])
     return (
-        f'<div class="qnb-card" role="alert"><div><span class="qnb-card-title">{esc(title)}</span>'
+        f'<div class="qnb-card" role="alert"><div><span class="qnb-card-title">{esc(title)}</span> '
         f"{esc(summary.headline)}</div>"
         + (f'<div class="qnb-fixes"><b>How to fix:</b><ul>{fixes}</ul></div>' if fixes else "")
         + chips(summary.chips)

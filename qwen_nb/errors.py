@@ -359,7 +359,7 @@ def _own_file(filename: str) -> bool:
 def _traceback_lines(err: QwenNbError) -> list[str]:
     import traceback
 
-    red, bold, dim, reset = "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+    bold, dim, reset = "\x1b[1m", "\x1b[2m", "\x1b[0m"
     if _ipython_mode() == "Verbose":  # the full traceback asked for: IPython's own rendering, scrubbed
         from IPython import get_ipython
 
@@ -367,7 +367,8 @@ def _traceback_lines(err: QwenNbError) -> list[str]:
         stb = shell.InteractiveTB.structured_traceback(type(err), err, err.__traceback__, tb_offset=1)
         return [_scrub(line) for line in stb]
     s = err.summary()
-    lines = [f"{red}{bold}{type(err).__name__}{reset}: {s.headline}"]
+    # bold, not red: red text on the frontend's red-tinted error background reads at about 2:1 in dark themes
+    lines = [f"{bold}{type(err).__name__}{reset}: {s.headline}"]
     lines += [f"  • {f}" for f in s.fixes]
     if s.chips:
         lines.append(f"{dim}  " + " · ".join(f"{k} {v}" for k, v in s.chips) + reset)

@@ -92,10 +92,10 @@ def _label_html(report: UsageReport, key: str) -> str:
     aka = report.aka.get(key) or []
     if report.by == "workspace" and aka:
         return (f"<span class='qnb-name'>{html.escape(', '.join(aka))}</span><br>"
-                f"<span class='qnb-muted qnb-small'>{html.escape(str(key))}</span>")
+                f"<span class='qnb-muted qnb-small qnb-nowrap'>{html.escape(str(key))}</span>")
     if report.by == "profile" and aka:
         return (f"<span class='qnb-name'>{html.escape(str(key))}</span><br>"
-                f"<span class='qnb-muted qnb-small'>{html.escape(', '.join(aka))}</span>")
+                f"<span class='qnb-muted qnb-small qnb-nowrap'>{html.escape(', '.join(aka))}</span>")
     return f"<span class='qnb-name'>{html.escape(str(key))}</span>"
 
 
@@ -129,19 +129,38 @@ def bars_html(report: UsageReport) -> str:
 LEGEND = (
     ("errors", "calls that failed (probe refusals not included)"),
     ("probe refusals", "probe() calls the service refused: an answer to \"may it call?\", not a failure"),
-    ("unknown price", "calls that used tokens at no known price: not in the cost columns"),
+    ("unpriced", "calls that used tokens at no known price: not in the cost"),
     ("bars", "cost and tokens each on their own scale (the largest row is full width)"),
 )
 
 
 def table_html(report: UsageReport) -> str:
-    """The table (groups, counters, cost per currency, the totals row) without the stylesheet."""
-    head, body = table(report)
-    numeric = ["" if i == 0 else "qnb-num" for i in range(len(head))]
-    rows = [[_label_html(report, r.key), *(html.escape(c) for c in b[1:])]
-            for r, b in zip(report.rows, body[:-1], strict=True)]
-    total = [f"<b>{html.escape(body[-1][0])}</b>", *(html.escape(c) for c in body[-1][1:])]
-    return _html.table([html.escape(h) for h in head], rows, classes=numeric, total=total)
+    """The table as HTML, compact enough for 800 px: the group (with its other names), calls, errors, probe
+    refusals, tokens (input / output / thinking) and the cost per currency (calls of unknown price under it)."""
+    cur = report.currencies
+
+    def cells(r: UsageRow, label: str) -> list[str]:
+        out = [label, _fmt_int(r.calls), _fmt_int(r.errors), _fmt_int(r.probe_refusals),
+               f"{_fmt_int(r.input_tokens)} / {_fmt_int(r.output_tokens)} / {_fmt_int(r.reasoning_tokens)}"]
+        for c in cur:
+            out.append(_fmt_cost(r.costs[c]) if c in r.costs else "-")
+        if r.unknown_price_calls:
+            unknown = _fmt_unknown(r.unknown_price_calls)
+            note = f"<br><span class='qnb-muted qnb-small'>+{unknown} unpriced</span>"
+            if cur:
+                out[-1] += note
+            else:
+                out.append(note[4:])
+        elif not cur:
+            out.append("-")
+        return out
+
+    head = [html.escape(report.by), "calls", "errors", "probe refusals", "tokens in / out / thinking",
+            *(f"cost {html.escape(c)}" for c in cur)] + ([] if cur else ["cost"])
+    rows = [cells(r, _label_html(report, r.key)) for r in report.rows]
+    total = cells(report.totals, "<b>total</b>")
+    numeric = ["", *["qnb-num"] * (len(head) - 1)]
+    return _html.table(head, rows, classes=numeric, total=total)
 
 
 def to_html(report: UsageReport) -> str:
