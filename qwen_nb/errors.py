@@ -63,6 +63,7 @@ class ErrorSummary:
 _URL = re.compile(r"https?://[^\s'\"<>)]*[^\s'\"<>).,;:]")
 _WHICH_URL = re.compile(r",?\s*which (?:POSTs|GETs|calls|sends to)\s+https?://[^\s'\"<>)]*[^\s'\"<>).,;:]")
 _JSON = re.compile(r"\{[^{}]*\"[^{}]*\}")
+_WHO = re.compile(r" \((?:key [^()]*|default workspace)\)")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z'\"(])")
 #: fix sentences that name something the user already has come first
 _FIRST = ("Profiles of yours", "Your other profile", "Did you mean", "Retrying is safe", "The text received")
@@ -155,7 +156,9 @@ class QwenNbError(Exception):
         """
         said = self.message.split(" The service said:")[0]
         sentences = _sentences(said)
-        headline = _short(sentences[0] if sentences else type(self).__name__, HEADLINE_MAX)
+        # the key and workspace of the profile are in the details: the headline names the profile only
+        first = _WHO.sub("", sentences[0]) if sentences else type(self).__name__
+        headline = _short(first, HEADLINE_MAX)
         hints = [s for s in sentences[1:] if s.startswith(_FIRST)]  # "Did you mean 'qwen-plus'?"
         ordered = sorted(hints + _sentences(self.fix or ""), key=lambda s: 0 if s.startswith(_FIRST) else 1)
         fixes = tuple(_short(s, BULLET_MAX) for s in ordered[:3])
