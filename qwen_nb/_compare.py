@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from qwen_nb import facts
+from qwen_nb import _html, facts
 from qwen_nb._profiles import Profile
 from qwen_nb._secrets import scrub
 from qwen_nb.errors import InputError, QwenNbError
@@ -39,6 +39,8 @@ class CompareCell:
     api: str
     result: ChatResult | None = None
     error: QwenNbError | None = None
+    #: which of the prompts this cell answered (0 for a single prompt)
+    prompt_index: int = 0
 
     @property
     def ok(self) -> bool:
@@ -96,11 +98,27 @@ def _fmt_cost(cost: float | None, currency: str | None) -> str:
     return f"≈{cost:.6f} {currency}" if cost is not None else "cost unknown"
 
 
-class CompareResult:
-    """The grid's outcomes in order (models, then profiles, then apis); shown side by side."""
+def _prompt_label(prompt: Any, limit: int = 160) -> str:
+    """A prompt as one short line: the text, or a conversation's last user message and its length."""
+    if isinstance(prompt, str):
+        text = prompt
+    elif isinstance(prompt, (list, tuple)) and prompt and all(isinstance(m, dict) for m in prompt):
+        users = [m.get("content") for m in prompt if m.get("role") == "user"]
+        last = users[-1] if users else prompt[-1].get("content")
+        text = f"{last if isinstance(last, str) else '(non-text content)'} ({len(prompt)} messages)"
+    else:
+        text = repr(prompt)
+    text = " ".join(scrub(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
-    def __init__(self, prompt: str, cells: list[CompareCell]) -> None:
-        self.prompt = prompt
+
+class CompareResult:
+    """The grid's outcomes in order (prompts, then models, profiles, apis); shown as a models x prompts matrix."""
+
+    def __init__(self, prompt: str, cells: list[CompareCell], prompts: list[str] | None = None) -> None:
+        #: the prompts, each as one short line (``prompt`` is the first)
+        self.prompts = prompts if prompts else [prompt]
+        self.prompt = self.prompts[0]
         self.cells = cells
 
     @property
@@ -118,9 +136,18 @@ class CompareResult:
         """The errors only."""
         return [c.error for c in self.cells if c.error is not None]
 
+    @property
+    def total_cost(self) -> dict[str, float]:
+        """Known cost of the answered calls per currency (currencies are never added together)."""
+        out: dict[str, float] = {}
+        for r in self.ok:
+            if r.cost is not None and r.currency:
+                out[r.currency] = out.get(r.currency, 0.0) + r.cost
+        return out
+
     def to_rows(self) -> list[dict[str, Any]]:
-        """One flat dict per cell (see ``CompareCell.row``)."""
-        return [c.row() for c in self.cells]
+        """One flat dict per cell (see ``CompareCell.row``), with the prompt it answered."""
+        return [{"prompt": self.prompts[c.prompt_index], **c.row()} for c in self.cells]
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame of ``to_rows()`` (needs pandas)."""
@@ -136,8 +163,9 @@ class CompareResult:
 
     def __repr__(self) -> str:
         lines = [f"CompareResult({len(self.ok)} ok, {len(self.errors)} failed)"]
+        many = len(self.prompts) > 1
         for c in self.cells:
-            head = f"  {c.model} · {c.profile} · {c.api}: "
+            head = f"  {c.model} · {c.profile} · {c.api}" + (f" · prompt {c.prompt_index + 1}" if many else "") + ": "
             if c.result:
                 r = c.result
                 snippet = r.text.replace("\n", " ")
@@ -155,72 +183,65 @@ class CompareResult:
                 dims.append(name)
         return dims or ["model"]
 
-    def _badges(self) -> dict[int, list[str]]:
-        badges: dict[int, list[str]] = {}
-        done = [(i, c.result) for i, c in enumerate(self.cells) if c.result is not None]
-        if len(done) > 1:
-            fastest = min(done, key=lambda t: t[1].latency)[0]
-            badges.setdefault(fastest, []).append("fastest")
-            priced = [(i, r) for i, r in done if r.cost is not None]
-            if len({r.currency for _, r in priced}) == 1 and len(priced) > 1:
-                badges.setdefault(min(priced, key=lambda t: t[1].cost or 0.0)[0], []).append("cheapest")
-        return badges
+    def _rows(self) -> list[tuple[str, str, str]]:
+        """The (model, profile, api) of each matrix row, in grid order."""
+        return list(dict.fromkeys((c.model, c.profile, c.api) for c in self.cells))
+
+    def _cell_html(self, c: CompareCell | None) -> str:
+        if c is None:
+            return ""
+        if c.result is None:
+            e = c.error if c.error is not None else QwenNbError("No result.")
+            return _html.error_card_body(e.summary(), title=type(e).__name__, bullets=1)
+        r = c.result
+        body = f"<div class='qnb-answer'>{markdownish(r.text) or '<i>(no text)</i>'}</div>"
+        if r.reasoning:
+            body = (f"<details class='qnb-details'><summary>Thinking</summary><div class='qnb-muted'>"
+                    f"{markdownish(r.reasoning)}</div></details>{body}")
+        foot = " · ".join(x for x in (r.usage.line(), _fmt_cost(r.cost, r.currency)) if x)
+        return body + f"<div class='qnb-muted qnb-small'>{_html.esc(foot)}</div>"
 
     def _repr_html_(self) -> str:
-        badges = self._badges()
-        cards = []
-        for i, c in enumerate(self.cells):
-            title = " · ".join(html.escape(str(getattr(c, d))) for d in ("model", "profile", "api"))
-            tags = "".join(
-                f"<span style='background:#e6f4ea;color:#137333;border-radius:3px;padding:0 4px;"
-                f"margin-left:4px;font-size:0.8em'>{b}</span>"
-                for b in badges.get(i, [])
-            )
-            if c.result is not None:
-                r = c.result
-                body = f"<div style='flex:1'>{markdownish(r.text) or '<i>(no text)</i>'}</div>"
-                if r.reasoning:
-                    body = (
-                        f"<details><summary>Thinking</summary><div style='opacity:.7'>{markdownish(r.reasoning)}"
-                        f"</div></details>{body}"
-                    )
-                foot = " · ".join(
-                    x
-                    for x in (
-                        f"{r.latency * 1000:.0f} ms",
-                        html.escape(r.usage.line()),
-                        html.escape(_fmt_cost(r.cost, r.currency)),
-                    )
-                    if x
-                )
-                border = "#d0d7de"
-            else:
-                e = c.error
-                fix = f"<div><b>How to fix:</b> {html.escape(scrub(e.fix))}</div>" if e and e.fix else ""
-                code = e.status_text if e else ""
-                body = (
-                    f"<div style='flex:1;color:#b3261e'><b>{html.escape(type(e).__name__)}</b>: "
-                    f"{html.escape(scrub(e.message if e else ''))}{fix}</div>"
-                )
-                foot = html.escape(code)
-                border = "#f1a7a1"
-            cards.append(
-                f"<div style='border:1px solid {border};border-radius:6px;padding:8px;display:flex;"
-                f"flex-direction:column;gap:6px;min-width:0'>"
-                f"<div style='font-weight:600'>{title}{tags}</div>{body}"
-                f"<div style='font-size:0.85em;opacity:0.75'>{foot}</div></div>"
-            )
-        cols = min(len(self.cells), 3) or 1
-        summary = f"{len(self.ok)} of {len(self.cells)} calls answered"
+        """A matrix: a row per model (profile, api), a column per prompt; the prompt(s) and total cost on top.
+
+        The layout depends only on the inputs and the answers: no timings, no badges, no ids, so a
+        saved notebook's output is the same on every run.
+        """
+        varying = [d for d in self._varying() if d != "model"]
+        rows = self._rows()
+        by = {(c.model, c.profile, c.api, c.prompt_index): c for c in self.cells}
+        fixed_dims = [f"{d} {getattr(self.cells[0], d)}" for d in ("profile", "api") if d not in varying] \
+            if self.cells else []
+        many = len(self.prompts) > 1
+        cost = " + ".join(f"≈{v:.6f} {k}" for k, v in sorted(self.total_cost.items())) or "no known cost"
         tokens = sum(r.usage.total_tokens for r in self.ok)
-        return (
-            f"<div class='qwen-nb-compare'><div style='margin-bottom:6px'><b>Compare</b> · {summary} · "
-            f"{tokens} tokens</div><div style='display:grid;grid-template-columns:repeat({cols},minmax(0,1fr));"
-            f"gap:8px'>{''.join(cards)}</div></div>"
+        kind = "rows" if varying else "models"
+        what = f"{len(self.prompts)} prompts × {len(rows)} {kind}" if many else f"{len(rows)} model(s)"
+        head = (
+            "<div class='qnb-head'><b>Compare</b>"
+            + ("" if many else f" · “{_html.esc(self.prompts[0])}”")
+            + f"<div class='qnb-muted qnb-small'>{what} · {len(self.ok)} of {len(self.cells)} calls answered · "
+            f"{tokens} tokens · total {_html.esc(cost)}"
+            + (f" · {_html.esc(' · '.join(fixed_dims))}" if fixed_dims else "")
+            + "</div></div>"
         )
+        label = "model" + "".join(f" · {d}" for d in varying)
+        cols = [f"<span class='qnb-muted qnb-small'>prompt {i + 1}</span><br>“{_html.esc(p)}”"
+                for i, p in enumerate(self.prompts)] if many else ["answer"]
+        body = []
+        for m, p, a in rows:
+            sub = " · ".join(x for d, x in (("profile", p), ("api", a)) if d in varying)
+            name = f"<span class='qnb-name'>{_html.esc(m)}</span>" + (
+                f"<br><span class='qnb-muted qnb-small'>{_html.esc(sub)}</span>" if sub else "")
+            body.append([name] + [self._cell_html(by.get((m, p, a, i))) for i in range(len(self.prompts))])
+        table = _html.table([_html.esc(label), *cols], body, fixed=True, widths=["9.5em"] + [""] * len(cols))
+        return _html.block(head + table, "qwen-nb-compare")
 
     def _repr_markdown_(self) -> str:
-        lines = ["| model | profile | api | answer | latency | tokens | cost |", "|---|---|---|---|---|---|---|"]
+        many = len(self.prompts) > 1
+        lead = "| prompt " if many else ""
+        lines = [lead + "| model | profile | api | answer | latency | tokens | cost |",
+                 ("|---" if many else "") + "|---|---|---|---|---|---|---|"]
         for row in self.to_rows():
             if row["ok"]:
                 answer = (row["text"] or "").replace("\n", " ").replace("|", "\\|")
@@ -229,7 +250,9 @@ class CompareResult:
             else:
                 answer = f"**{row['error']}**: {row['message']}".replace("|", "\\|").replace("\n", " ")
                 lat = tok = cost = ""
-            lines.append(f"| {row['model']} | {row['profile']} | {row['api']} | {answer} | {lat} | {tok} | {cost} |")
+            first = "| " + row["prompt"].replace("|", "\\|") + " " if many else ""
+            lines.append(first + f"| {row['model']} | {row['profile']} | {row['api']} | {answer} | {lat} | {tok} "
+                         f"| {cost} |")
         return "\n".join(lines) + "\n"
 
 
@@ -253,14 +276,57 @@ def _grid(
     return list(itertools.product(dedup(m.strip() for m in model_list), dedup(profile_names), dedup(api_list)))
 
 
-def _precheck(prompt: Any, models: list[str], params: dict[str, Any]) -> None:
+_PROMPTS_FIX = ('Several prompts: compare(["First question", "Second question"], ...) (each item a string, or a '
+                'list of message dicts for a conversation). One conversation: compare([{"role": "user", "content": '
+                '"..."}, ...], ...) with message dicts only.')
+
+
+def prompt_list(prompt: Any) -> list[Any]:
+    """The prompts a ``compare()`` call asks: the rule for lists, checked before any call.
+
+    A string (or any single prompt) is one prompt. A list of message dicts (``{"role": ..., "content": ...}``)
+    is ONE conversation, as everywhere in qwen-nb. Any other list is several prompts: each item a string,
+    or a list of message dicts (one conversation each). A list mixing message dicts with other items is
+    ambiguous and refused.
+    """
+    if not isinstance(prompt, (list, tuple)):
+        return [prompt]
+    items = list(prompt)
+    if not items:
+        raise InputError("The prompt list is empty.", fix=_PROMPTS_FIX)
+    dicts = [isinstance(x, dict) for x in items]
+    if all(dicts):
+        return [items]
+    if any(dicts):
+        raise InputError(
+            "The prompt list mixes message dicts with other items, so it is neither one conversation nor a list "
+            f"of prompts (items {', '.join(str(i) for i, d in enumerate(dicts) if not d)} are not dicts).",
+            fix=_PROMPTS_FIX,
+        )
+    for i, x in enumerate(items):
+        if isinstance(x, str):
+            continue
+        if isinstance(x, (list, tuple)) and x and all(isinstance(m, dict) for m in x):
+            continue
+        raise InputError(f"Prompt {i} of the list is a {type(x).__name__}, not a string or a list of messages.",
+                         fix=_PROMPTS_FIX)
+    return [list(x) if isinstance(x, tuple) else x for x in items]
+
+
+def _precheck(prompts: list[Any], models: list[str], params: dict[str, Any]) -> None:
     """Bad prompt, model name or parameter: one InputError now, before any call."""
     from qwen_nb.requests import build_request
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the real calls warn, once each
-        for model in models:
-            build_request(prompt, model=model, **params)
+        for i, prompt in enumerate(prompts):
+            for model in models:
+                try:
+                    build_request(prompt, model=model, **params)
+                except InputError as e:
+                    if len(prompts) == 1:
+                        raise
+                    raise InputError(f"Prompt {i} of the list: {e.message}", fix=e.fix) from None
 
 
 def _unexpected(e: Exception, model: str, profile: str, api: str) -> QwenNbError:
@@ -284,10 +350,12 @@ def compare(
     max_cells: int = MAX_CELLS,
     **params: Any,
 ) -> CompareResult:
-    """Ask the same prompt of every (model, profile, api) combination, concurrently; compare side by side.
+    """Ask the same prompt(s) of every (model, profile, api) combination, concurrently; shown as a matrix.
 
+    ``prompt`` is a string, a conversation (a list of message dicts), or a list of prompts
+    (``["First question", "Second question"]``: one matrix column each; see ``prompt_list`` for the rule).
     ``models``, ``profiles`` and ``apis`` default to the session's defaults; ``params`` go to every call
-    (temperature, max_tokens, enable_thinking, system, ...). A failed call shows its guided error in its
+    (temperature, max_tokens, enable_thinking, system, ...). A failed call shows its short error in its
     cell; the others complete. Returns a ``CompareResult`` (``.results``, ``.to_rows()``).
     """
     if session is None:
@@ -296,18 +364,20 @@ def compare(
         session = default_session()
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise InputError(f"concurrency must be a positive integer, got {concurrency!r}.")
+    prompts = prompt_list(prompt)
     grid = _grid(session, models, profiles, apis)
-    if len(grid) > max_cells:
+    if len(grid) * len(prompts) > max_cells:
         raise InputError(
-            f"This compare would make {len(grid)} calls, more than max_cells={max_cells}.",
-            fix="Narrow models / profiles / apis, or pass a larger max_cells= if you mean it.",
+            f"This compare would make {len(grid) * len(prompts)} calls, more than max_cells={max_cells}.",
+            fix="Narrow models / profiles / apis / prompts, or pass a larger max_cells= if you mean it.",
         )
-    _precheck(prompt, sorted({m for m, _, _ in grid}), params)
-    cells = [CompareCell(m, p, a) for m, p, a in grid]
+    _precheck(prompts, sorted({m for m, _, _ in grid}), params)
+    cells = [CompareCell(m, p, a, prompt_index=i) for m, p, a in grid for i in range(len(prompts))]
 
     def run(cell: CompareCell) -> None:
         try:
-            cell.result = session.chat(prompt, model=cell.model, profile=cell.profile, api=cell.api, **params)
+            ask = prompts[cell.prompt_index]
+            cell.result = session.chat(ask, model=cell.model, profile=cell.profile, api=cell.api, **params)
         except QwenNbError as e:
             cell.error = e
         except Exception as e:  # a bug must not sink the other cells
@@ -318,4 +388,5 @@ def compare(
     else:  # (first SDK imports in the workers are safe: qwen_nb.backends.load_sdk serialises them)
         with ThreadPoolExecutor(max_workers=min(concurrency, len(cells)), thread_name_prefix="qwen-nb-compare") as ex:
             list(ex.map(run, cells))
-    return CompareResult(prompt if isinstance(prompt, str) else repr(prompt), cells)
+    labels = [_prompt_label(p) for p in prompts]
+    return CompareResult(labels[0], cells, labels)

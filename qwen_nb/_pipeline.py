@@ -100,6 +100,10 @@ class RetryEvent:
     max_retries: int = 0
 
 
+#: what made the calls of this context ("probe" for probe()); their ledger rows' call ids start with it
+#: (``probe-…``), so usage reports can count probe refusals apart from errors
+call_origin: contextvars.ContextVar[str | None] = contextvars.ContextVar("qwen_nb_call_origin", default=None)
+
 #: an active retry sink: retries are counted there instead of logged one by one
 retry_sink: contextvars.ContextVar[Callable[[RetryEvent], None] | None] = contextvars.ContextVar(
     "qwen_nb_retry_sink", default=None)
@@ -252,7 +256,7 @@ class Pipeline:
                 region=call.profile.region, api=call.api, model=call.req.model, input_tokens=u.input_tokens,
                 output_tokens=u.output_tokens, reasoning_tokens=u.reasoning_tokens, latency=latency,
                 request_id=request_id, status=status, error_code=error_code, attempts=attempts, cost=cost,
-                currency=currency,
+                currency=currency, **_origin_id(),
             )
             self.ledger().record(rec, budget=call.profile.budget, wait=False)
         except Exception as exc:
@@ -445,6 +449,16 @@ def _cost(call: Call, usage: Usage) -> tuple[float | None, str | None]:
     except Exception as exc:  # a price problem must not lose the answer
         log.debug("qwen-nb: no cost estimate: %s", exc)
         return None, None
+
+
+def _origin_id() -> dict[str, str]:
+    """``{"call_id": "probe-<hex>"}`` inside a ``call_origin`` context, else nothing (the record's own id)."""
+    origin = call_origin.get()
+    if not origin:
+        return {}
+    import uuid
+
+    return {"call_id": f"{origin}-{uuid.uuid4().hex}"}
 
 
 def _call_record() -> Any:

@@ -8,14 +8,15 @@ model are not probed twice unless ``refresh=True``.
 
 from __future__ import annotations
 
-import html
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from qwen_nb import _html
 from qwen_nb import errors as E
+from qwen_nb._pipeline import call_origin
 from qwen_nb._profiles import Profile
 from qwen_nb._secrets import scrub
 from qwen_nb.catalog import MODELS, model_info
@@ -44,6 +45,9 @@ class ProbeCell:
     code: str | None = None
     tokens: int = 0
     cached: bool = False
+    #: what the probe call cost (None: unknown price or no call), in ``currency``
+    cost: float | None = None
+    currency: str | None = None
 
     @property
     def allowed(self) -> bool | None:
@@ -84,11 +88,14 @@ def classify(err: E.QwenNbError, model: str, region: str) -> tuple[str, str]:
 class ProbeResult:
     """A profile x model matrix of ✓ / ✗ (with the reason) and what the probe spent."""
 
-    def __init__(self, cells: list[ProbeCell], profiles: list[Profile], models: list[str]) -> None:
+    def __init__(self, cells: list[ProbeCell], profiles: list[Profile], models: list[str],
+                 skipped: dict[str, str] | None = None) -> None:
         self.cells = cells
         self.profiles = [p.name for p in profiles]
         self._regions = {p.name: (p.region, p.workspace) for p in profiles}
         self.models = models
+        #: catalog models not probed, with the reason (thinking-only, not offered in these regions)
+        self.skipped: dict[str, str] = dict(skipped or {})
 
     @property
     def matrix(self) -> dict[str, dict[str, bool | None]]:
@@ -119,6 +126,15 @@ class ProbeResult:
     def spent_tokens(self) -> int:
         """Tokens the probe's own calls used (answers from the cache cost nothing)."""
         return sum(c.tokens for c in self.cells if not c.cached)
+
+    @property
+    def spent_cost(self) -> dict[str, float]:
+        """What the probe's own calls cost, per currency (cached answers cost nothing)."""
+        out: dict[str, float] = {}
+        for c in self.cells:
+            if not c.cached and c.cost is not None and c.currency:
+                out[c.currency] = out.get(c.currency, 0.0) + c.cost
+        return out
 
     @property
     def calls(self) -> int:
@@ -152,7 +168,8 @@ class ProbeResult:
     def _summary(self) -> str:
         cached = len(self.cells) - self.calls
         extra = f", {cached} answers from the cache" if cached else ""
-        return f"probe spent {self.spent_tokens} tokens in {self.calls} calls{extra}"
+        cost = " + ".join(f"≈{v:.6f} {k}" for k, v in sorted(self.spent_cost.items()))
+        return f"probe spent {self.spent_tokens} tokens in {self.calls} calls" + (f" ({cost})" if cost else "") + extra
 
     def __repr__(self) -> str:
         width = max([len(p) for p in self.profiles] + [7])
@@ -168,35 +185,53 @@ class ProbeResult:
                     by_reason.setdefault(c.reason, []).append(m)
             lines.append(p.ljust(width) + "  " + "  ".join(marks).rstrip())
             notes += [f"  {p}: {reason}: {', '.join(ms)}" for reason, ms in by_reason.items()]
-        return "\n".join(lines + notes + [f"({self._summary()})"])
+        skipped = [f"  not probed: {m} ({why})" for m, why in self.skipped.items()]
+        return "\n".join(lines + notes + skipped + [f"({self._summary()})"])
+
+    def _common_denial(self) -> str | None:
+        """The reason most ✗ cells share ("not granted"): said once in the legend, not in every cell."""
+        reasons = [c.reason for c in self.cells if c.allowed is False and c.reason]
+        if not reasons:
+            return None
+        return max(sorted(set(reasons)), key=reasons.count)
 
     def _repr_html_(self) -> str:
-        th = "padding:3px 8px;border-bottom:1px solid #ccc;text-align:center"
-        head = f"<th style='{th};text-align:left'>profile</th>" + "".join(
-            f"<th style='{th}'>{html.escape(m)}</th>" for m in self.models
-        )
-        rows = []
+        """A model x profile matrix (a row per model, a column per profile with its workspace id), a legend,
+        the models left out with the reason, and what the probe cost. Same layout on every run."""
+        common = self._common_denial()
+        head = ["model"]
         for p in self.profiles:
             region, ws = self._regions[p]
-            where = html.escape(region + (f" · {ws}" if ws else ""))
-            tds = [f"<td style='padding:3px 8px'><b>{html.escape(p)}</b><br><small>{where}</small></td>"]
-            for m in self.models:
+            head.append(f"<span class='qnb-name'>{_html.esc(p)}</span><br><span class='qnb-muted qnb-small'>"
+                        f"{_html.esc(ws or 'default workspace')}<br>{_html.esc(region)}</span>")
+        rows = []
+        for m in self.models:
+            tds = [f"<span class='qnb-name'>{_html.esc(m)}</span>"]
+            for p in self.profiles:
                 c = self.cell(p, m)
                 if c.allowed:
-                    mark, color = "✓", "#137333"
+                    mark = "<span class='qnb-ok' title='may call'>✓</span>"
                 elif c.allowed is False:
-                    mark, color = "✗", "#b3261e"
+                    mark = "<span class='qnb-err' title='may not call'>✗</span>"
                 else:
-                    mark, color = "?", "#8a6d00"
-                reason = f"<br><small>{html.escape(c.reason)}</small>" if c.reason else ""
-                title = f" title='{html.escape(c.error or '')}'" if c.error else ""
-                tds.append(f"<td style='padding:3px 8px;text-align:center;color:{color}'{title}>{mark}{reason}</td>")
-            rows.append("<tr>" + "".join(tds) + "</tr>")
-        return (
-            "<div class='qwen-nb-probe'><table style='border-collapse:collapse'>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<div style='font-size:0.85em;opacity:0.75;margin-top:4px'>{html.escape(self._summary())}</div></div>"
-        )
+                    mark = "<span title='could not tell'>?</span>"
+                note = c.reason if c.reason and c.reason != common else ""
+                tds.append(mark + (f"<br><span class='qnb-muted qnb-small'>{_html.esc(note)}</span>" if note else ""))
+            rows.append(tds)
+        table = _html.table(head, rows, classes=["", *["qnb-mark"] * len(self.profiles)])
+        legend = _html.legend([
+            ("<b class='qnb-ok'>✓</b>", "may call"),
+            ("<b class='qnb-err'>✗</b>", common or "may not call"),
+            ("<b>?</b>", "could not tell (rate limit, outage): probe again"),
+        ] + ([("", "other reasons are written in the cell")] if any(
+            c.reason and c.reason != common for c in self.cells) else []))
+        skipped = ""
+        if self.skipped:
+            items = "; ".join(f"{_html.esc(m)} ({_html.esc(why)})" for m, why in self.skipped.items())
+            skipped = f"<div class='qnb-muted qnb-small'>Not probed: {items}.</div>"
+        summary = f"<div class='qnb-muted qnb-small'>{_html.esc(self._summary())}</div>"
+        title = "<div class='qnb-head'><b>Which profile may call which model</b></div>"
+        return _html.block(title + table + legend + skipped + summary, "qwen-nb-probe")
 
 
 def _cache_of(session: Session) -> dict[tuple[Profile, str], ProbeCell]:
@@ -216,6 +251,18 @@ def default_models(profiles: list[Profile]) -> list[str]:
     """Catalog models offered in the profiles' regions; thinking-only models left out (their answers cost more)."""
     regions = {p.region for p in profiles}
     return [m.id for m in MODELS.values() if m.thinking != "always" and regions & set(m.regions)]
+
+
+def skipped_models(profiles: list[Profile]) -> dict[str, str]:
+    """The catalog models ``default_models`` leaves out, each with the reason."""
+    regions = {p.region for p in profiles}
+    out = {}
+    for m in MODELS.values():
+        if not regions & set(m.regions):
+            out[m.id] = f"not offered in {', '.join(sorted(regions))}"
+        elif m.thinking == "always":
+            out[m.id] = "thinking-only: a probe would cost more; pass it in models= to probe it"
+    return out
 
 
 def _probe_params(model: str) -> dict[str, Any]:
@@ -259,8 +306,10 @@ def probe(
                 raise E.InputError(f"Each profile must be a profile name, got {type(p).__name__}.")
             plist.append(session.get_profile(p.name if isinstance(p, Profile) else p))
     plist = list({p.name: p for p in plist}.values())
-    mlist = [check_model(m) for m in (name_list(models, "models") or default_models(plist))]
+    chosen_models = name_list(models, "models")
+    mlist = [check_model(m) for m in (chosen_models or default_models(plist))]
     mlist = list(dict.fromkeys(mlist))
+    skipped = {} if chosen_models else skipped_models(plist)
 
     with _CACHE_LOCK:
         cache = _cache_of(session)
@@ -282,14 +331,17 @@ def probe(
 
     def run(pair: tuple[Profile, str]) -> None:
         p, m = pair
+        token = call_origin.set("probe")  # the ledger counts this call's refusal apart from errors
         try:
             r = session.chat(PROBE_PROMPT, model=m, profile=p.name, api=api, **_probe_params(m))
-            cell = ProbeCell(p.name, m, ALLOWED, tokens=r.usage.total_tokens)
+            cell = ProbeCell(p.name, m, ALLOWED, tokens=r.usage.total_tokens, cost=r.cost, currency=r.currency)
         except E.QwenNbError as err:
             status, reason = classify(err, m, p.region)
             cell = ProbeCell(p.name, m, status, reason, scrub(err.message), err.code)
         except Exception as err:  # a bug must not sink the other probes
             cell = ProbeCell(p.name, m, UNKNOWN, type(err).__name__, scrub(str(err)))
+        finally:
+            call_origin.reset(token)
         cells[(p.name, m)] = cell
         if cell.status != UNKNOWN:
             with _CACHE_LOCK:
@@ -301,4 +353,4 @@ def probe(
         with ThreadPoolExecutor(max_workers=min(concurrency, len(todo)), thread_name_prefix="qwen-nb-probe") as ex:
             list(ex.map(run, todo))
     ordered = [cells[(p.name, m)] for p in plist for m in mlist]
-    return ProbeResult(ordered, plist, mlist)
+    return ProbeResult(ordered, plist, mlist, skipped)

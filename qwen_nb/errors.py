@@ -10,9 +10,12 @@ Which class a service answer becomes is decided by the service-facts table
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from qwen_nb import facts
+from qwen_nb import _html, facts
 
 
 def mask_key(key: str | None) -> str:
@@ -41,6 +44,54 @@ def scrub(text: Any) -> str:
 
 
 _scrub = scrub
+
+
+@dataclass(frozen=True)
+class ErrorSummary:
+    """An error made short: a one-line headline, two or three fix bullets, chips, and the long text.
+
+    ``chips`` are ``(label, value)`` pairs (HTTP status, service code, request id); ``details``
+    is the full message and fix (and the service's raw answer), keys masked.
+    """
+
+    headline: str
+    fixes: tuple[str, ...]
+    chips: tuple[tuple[str, str], ...]
+    details: str
+
+
+_URL = re.compile(r"https?://[^\s'\"<>)]*[^\s'\"<>).,;:]")
+_WHICH_URL = re.compile(r",?\s*which (?:POSTs|GETs|calls|sends to)\s+https?://[^\s'\"<>)]*[^\s'\"<>).,;:]")
+_JSON = re.compile(r"\{[^{}]*\"[^{}]*\}")
+_WHO = re.compile(r" \((?:key [^()]*|default workspace)\)")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z'\"(])")
+#: fix sentences that name something the user already has come first
+_FIRST = ("Profiles of yours", "Your other profile", "Did you mean", "Retrying is safe", "The text received")
+HEADLINE_MAX = 180
+BULLET_MAX = 240
+
+
+def _short(text: str, limit: int) -> str:
+    """``text`` on one line, URLs reduced to their host, JSON left out, cut at ``limit`` characters."""
+    text = _WHICH_URL.sub("", text)
+    text = _URL.sub(lambda m: m.group(0).split("/")[2], text)
+    text = _JSON.sub("{…}", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text or "") if s.strip()]
+
+
+def summarize(err: BaseException) -> ErrorSummary:
+    """The ``ErrorSummary`` of any exception: a ``QwenNbError``'s own, or its type and first line, keys masked."""
+    if isinstance(err, QwenNbError):
+        return err.summary()
+    text = scrub(str(err))
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    headline = _short(f"{type(err).__name__}: {first}" if first else type(err).__name__, HEADLINE_MAX)
+    return ErrorSummary(headline, (), (), text)
 
 
 class QwenNbError(Exception):
@@ -96,10 +147,47 @@ class QwenNbError(Exception):
             text += f"\n({'; '.join(details)})"
         return _scrub(text)
 
+    def summary(self) -> ErrorSummary:
+        """This error made short: headline, 2-3 fix bullets, status/code/request-id chips, the long text folded.
+
+        The headline is the message's first sentence; the bullets are the fix's sentences, the ones
+        naming what the user already has (other profiles that can call the model) first. URLs are
+        cut to their host and JSON is left to ``details``. Keys are masked everywhere.
+        """
+        said = self.message.split(" The service said:")[0]
+        sentences = _sentences(said)
+        # the key and workspace of the profile are in the details: the headline names the profile only
+        first = _WHO.sub("", sentences[0]) if sentences else type(self).__name__
+        headline = _short(first, HEADLINE_MAX)
+        hints = [s for s in sentences[1:] if s.startswith(_FIRST)]  # "Did you mean 'qwen-plus'?"
+        ordered = sorted(hints + _sentences(self.fix or ""), key=lambda s: 0 if s.startswith(_FIRST) else 1)
+        fixes = tuple(_short(s, BULLET_MAX) for s in ordered[:3])
+        chips: list[tuple[str, str]] = []
+        if self.status is not None:
+            chips.append(("HTTP", str(self.status)))
+        if self.code:
+            chips.append(("code", str(self.code)))
+        if self.request_id:
+            chips.append(("request id", str(self.request_id)))
+        details = str(self)
+        if self.raw:
+            try:
+                raw = json.dumps(self.raw, indent=1, ensure_ascii=False, default=str)
+            except (TypeError, ValueError):
+                raw = repr(self.raw)
+            details += "\n\nThe service's answer:\n" + raw
+        return ErrorSummary(_scrub(headline), tuple(_scrub(f) for f in fixes),
+                            tuple((k, _scrub(v)) for k, v in chips), _scrub(details))
+
+    def _repr_html_(self) -> str:
+        return _html.error_card(self.summary(), title=type(self).__name__)
+
     def _repr_markdown_(self) -> str:
-        lines = [f"**{type(self).__name__}**: {self.message}"]
-        if self.fix:
-            lines.append(f"\n**How to fix:** {self.fix}")
+        s = self.summary()
+        lines = [f"**{type(self).__name__}**: {s.headline}"]
+        if s.fixes:
+            lines.append("\n**How to fix:**\n")
+            lines += [f"- {f}" for f in s.fixes]
         details = []
         if self.status is not None or self.code:
             details.append(" ".join(([f"HTTP {self.status}"] if self.status is not None else [])
@@ -109,6 +197,14 @@ class QwenNbError(Exception):
         if details:
             lines.append(f"\n<small>{' · '.join(details)}</small>")
         return _scrub("\n".join(lines))
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this error uncaught in a cell: the guidance, then the user's own frames.
+
+        qwen-nb's frames (and IPython's) are left out; ``%tb verbose`` (or ``%xmode Verbose``) shows
+        them all. Every line is key-scrubbed.
+        """
+        return _traceback_lines(self)
 
 
 class InputError(QwenNbError, ValueError):
@@ -237,3 +333,57 @@ _CLASSES: dict[str, type[QwenNbError]] = {
                 QuotaExceededError, FreeTierOnlyError, NotSubscribedError, ServiceBudgetError, WorkspaceNotFoundError,
                 ServerError)
 }
+
+
+# ------------------------------------------------------------------------------ uncaught in a cell
+
+
+def _ipython_mode() -> str | None:
+    """IPython's current exception mode ("Context", "Verbose", ...), or None outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    tb = getattr(shell, "InteractiveTB", None)
+    return getattr(tb, "mode", None)
+
+
+def _own_file(filename: str) -> bool:
+    """A frame of qwen-nb itself or of IPython's machinery (not the user's code)."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    name = os.path.abspath(filename) if filename and not filename.startswith("<") else filename
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(here + os.sep) or ("IPython" in parts and "core" in parts)
+
+
+def _traceback_lines(err: QwenNbError) -> list[str]:
+    import traceback
+
+    bold, dim, reset = "\x1b[1m", "\x1b[2m", "\x1b[0m"
+    if _ipython_mode() == "Verbose":  # the full traceback asked for: IPython's own rendering, scrubbed
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        stb = shell.InteractiveTB.structured_traceback(type(err), err, err.__traceback__, tb_offset=1)
+        return [_scrub(line) for line in stb]
+    s = err.summary()
+    # bold, not red: red text on the frontend's red-tinted error background reads at about 2:1 in dark themes
+    lines = [f"{bold}{type(err).__name__}{reset}: {s.headline}"]
+    lines += [f"  • {f}" for f in s.fixes]
+    if s.chips:
+        lines.append(f"{dim}  " + " · ".join(f"{k} {v}" for k, v in s.chips) + reset)
+    user: list[traceback.FrameSummary] = []
+    for frame in traceback.extract_tb(err.__traceback__):
+        if _own_file(frame.filename):
+            if user:  # the call into qwen-nb: what follows is qwen-nb's own
+                break
+            continue
+        user.append(frame)
+    if user:
+        lines.append("")
+        lines += [line.rstrip("\n") for line in traceback.format_list(user)]
+    lines.append(f"{dim}(qwen-nb's own frames are hidden: %tb verbose shows the full traceback){reset}")
+    return [_scrub(line) for line in lines]

@@ -163,9 +163,16 @@ def _bundle(markdown: str, plain: str) -> dict[str, str]:
     return {"text/markdown": markdown, "text/plain": plain}
 
 
+def _error_bundle(err: QwenNbError) -> dict[str, str]:
+    """The short error card (HTML), its Markdown and the full text: never a traceback."""
+    from qwen_nb._cards import error_card_html
+
+    return {"text/html": error_card_html(err), **_bundle(err._repr_markdown_(), str(err))}
+
+
 def _show_error(err: QwenNbError) -> None:
-    """The guided message (what went wrong, how to fix it), not a traceback."""
-    display(_bundle(err._repr_markdown_(), str(err)), raw=True)
+    """The guided message (what went wrong, how to fix it) as a short card, not a traceback."""
+    display(_error_bundle(err), raw=True)
 
 
 @magics_class
@@ -268,9 +275,10 @@ class QwenMagics(Magics):
             return None
         except QwenNbError as err:
             partial = getattr(err, "partial", "") or text
-            shown = _partial_markdown(partial, reasoning) + "\n\n---\n\n" + err._repr_markdown_()
             handle.update(_LIVE_EMPTY, raw=True)
-            display(_bundle(shown, f"{partial}\n\n{err}"), raw=True)
+            if partial or reasoning:  # what arrived before the error stays, as a Markdown output of its own
+                display(_bundle(_partial_markdown(partial, reasoning), partial), raw=True)
+            _show_error(err)
             return None
         result = stream.result
         handle.update(_LIVE_EMPTY, raw=True)

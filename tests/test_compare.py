@@ -46,10 +46,12 @@ def test_one_failed_cell_shows_its_guided_error_and_the_rest_complete(session, e
         assert p.key not in everything
 
 
-def test_html_shows_latency_tokens_and_cost_and_escapes_answers(session) -> None:
+def test_html_shows_tokens_and_cost_and_escapes_answers(session) -> None:
     res = compare("Who are you?", models=["qwen-plus", "qwen-max"], session=session)
     page = res._repr_html_()
-    assert " ms" in page and " in · " in page and "fastest" in page
+    # tokens and cost per cell; no timings or "fastest" badge, which change from run to run in a saved output
+    assert " in · " in page and " ms" not in page and "fastest" not in page
+    assert all(row["latency"] > 0 for row in res.to_rows()) and " ms" in repr(res)
     assert all(r.currency for r in res.ok) and ("≈" in page or "cost unknown" in page)
     assert "<script>" not in markdownish("<script>alert(1)</script> **b** `c`")
     assert markdownish("**b** `c`\n```py\nx = 1\n```").startswith("<b>b</b> <code>c</code>")
@@ -122,3 +124,79 @@ def test_empty_prompt_is_refused_up_front(session, emu) -> None:
     with pytest.raises(InputError):
         compare("  ", models=["qwen-plus", "qwen-max"], session=session)
     assert emu.requests == []
+
+
+# --------------------------------------------------------------------------- several prompts, the matrix
+
+
+def test_a_list_of_prompts_is_a_models_by_prompts_matrix(session, emu) -> None:
+    res = compare(["Who are you?", "Tell me a joke"], models=["qwen-plus", "qwen-max"], session=session)
+    assert len(res) == 4 and len(res.ok) == 4 and res.prompts == ["Who are you?", "Tell me a joke"]
+    assert [(c.model, c.prompt_index) for c in res.cells] == [
+        ("qwen-plus", 0), ("qwen-plus", 1), ("qwen-max", 0), ("qwen-max", 1)]
+    asked = [last_user_text(r.body) for r in emu.requests]
+    assert sorted(asked) == sorted(["Who are you?", "Tell me a joke"] * 2)
+    page = res._repr_html_()
+    # row labels (models), column labels (the prompts), the total cost in the header
+    assert page.index("prompt 1") < page.index("“Who are you?”") < page.index("prompt 2")
+    assert page.index("qwen-plus") < page.index("qwen-max") and "total ≈" in page
+    assert [r["prompt"] for r in res.to_rows()] == ["Who are you?", "Tell me a joke"] * 2
+    assert "| prompt |" in res._repr_markdown_() and "prompt 2" in repr(res)
+    assert res.total_cost and all(v > 0 for v in res.total_cost.values())
+
+
+def test_a_list_of_message_dicts_is_one_conversation(session, emu) -> None:
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Who are you?"}]
+    res = compare(chat, models=["qwen-plus"], session=session)
+    assert len(res) == 1 and res.ok and res.prompts == ["Who are you? (3 messages)"]
+    assert len(emu.requests[-1].body["messages"]) == 3
+
+
+def test_the_matrix_is_the_same_on_every_run(session, emu) -> None:
+    pages = [sanitized(compare(["Who are you?", "Hi"], models=["qwen-plus", "qwen-max"], profiles=["team-a"],
+                               session=session)._repr_html_()) for _ in range(2)]
+    assert pages[0] == pages[1]  # (request ids differ: the nbval rules qwen-nb applies by itself mask them)
+    assert "request id" in pages[0]  # the failed cells' chips (qwen-max is not granted to team-a)...
+    assert pages[0].count("<b>How to fix:</b>") == 2 and "https://" not in pages[0].split("<details")[0]
+
+
+@pytest.mark.parametrize(
+    "prompt, words",
+    [
+        ([], ["empty"]),
+        (["Who are you?", {"role": "user", "content": "Hi"}], ["mixes", "one conversation"]),
+        (["Who are you?", 3], ["Prompt 1", "int"]),
+        (["Who are you?", "  "], ["Prompt 1"]),
+    ],
+)
+def test_ambiguous_or_bad_prompt_lists_fail_before_any_call(session, emu, prompt, words) -> None:
+    with pytest.raises(InputError) as e:
+        compare(prompt, models=["qwen-plus"], session=session)
+    for w in words:
+        assert w in str(e.value)
+    assert emu.requests == []
+
+
+def test_max_cells_counts_the_prompts_too(session, emu) -> None:
+    with pytest.raises(InputError, match="max_cells"):
+        compare(["a", "b"], models=["qwen-plus", "qwen-max"], max_cells=3, session=session)
+    assert emu.requests == []
+
+
+def last_user_text(body: dict) -> str:
+    msgs = body["messages"] if "messages" in body else body["input"]["messages"]
+    return msgs[-1]["content"]
+
+
+def sanitized(text: str) -> str:
+    """``text`` after the nbval sanitize rules qwen-nb applies to --nbval runs by itself."""
+    import re
+
+    from qwen_nb.testing import sanitize_file
+
+    lines = open(sanitize_file(), encoding="utf-8").read().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("regex: "):
+            text = re.sub(line[7:], lines[i + 1][9:], text)
+    return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from qwen_nb._cards import error_card_html
 from qwen_nb._guidance import ErrorContext, ServiceFailure, guided_error, stream_cut_error
 from qwen_nb._profiles import Profile
 from qwen_nb._secrets import scrub
@@ -11,6 +12,7 @@ from qwen_nb.errors import (
     AccessDeniedError,
     AccountOverdueError,
     ContentBlockedError,
+    ErrorSummary,
     InvalidKeyError,
     InvalidParameterError,
     ModelNotFoundError,
@@ -21,6 +23,7 @@ from qwen_nb.errors import (
     ServerError,
     StreamInterruptedError,
     TokenLimitError,
+    summarize,
 )
 
 KEY_A = "sk-0123456789abcdef0123456789abcdef"
@@ -159,3 +162,106 @@ def test_a_cut_stream_says_so_keeps_the_partial_text_and_says_retrying_is_safe()
     thinking = stream_cut_error("", ctx(), partial="", partial_reasoning="Let me think")
     assert "0 characters of the answer (and 12 characters of thinking)" in thinking.message
     assert ".partial_reasoning" in thinking.fix
+
+
+# --------------------------------------------------------------------------- short errors: summary, card, traceback
+
+
+def test_summary_is_a_headline_bullets_chips_and_the_details():
+    err = guided_error(status("access_denied", 403, "Access denied."), ctx(model="qwen-max"))
+    s = err.summary()
+    assert isinstance(s, ErrorSummary) and "\n" not in s.headline and len(s.headline) <= 180
+    assert "'team-a'" in s.headline and "'qwen-max'" in s.headline
+    assert 2 <= len(s.fixes) <= 3 and s.fixes[0].startswith("Profiles of yours that can call it: 'default'")
+    assert any("model permissions" in f for f in s.fixes)
+    assert s.chips == (("HTTP", "403"), ("code", "access_denied"), ("request id", "rid-1"))
+    assert str(err) in s.details and '"code": "access_denied"' in s.details  # the long text and the raw answer
+    # no raw URL or JSON in what is shown first; the gateway URL stays in the details
+    for line in (s.headline, *s.fixes):
+        assert "https://" not in line and "POST" not in line and '{"' not in line
+    assert "/api/v1/models/permissions" in s.details
+
+
+def test_summary_of_other_errors():
+    found = guided_error(status("ModelNotFound", 404, "Model not exist."), ctx(model="qwen-plsu"))
+    assert found.summary().fixes[0] == "Did you mean 'qwen-plus'?"
+    key = guided_error(status("InvalidApiKey", 401, "Invalid API-key provided."), ctx())
+    assert key.summary().headline.endswith("at dashscope-intl.aliyuncs.com.")  # the host, not the URL
+    bare = QwenNbError("Something broke.")
+    assert bare.summary() == ErrorSummary("Something broke.", (), (), "Something broke.")
+    assert summarize(ValueError(f"bad {KEY_A}\nmore")) == ErrorSummary(
+        "ValueError: bad sk-…cdef", (), (), "bad sk-…cdef\nmore")
+
+
+def test_error_card_html_is_short_escaped_and_keyless():
+    err = guided_error(status("access_denied", 403, f"Denied <b>{KEY_B}</b>"), ctx(model="qwen-max"))
+    page = error_card_html(err, actions_html="<button>Use profile 'default'</button>")
+    assert page == error_card_html(err, actions_html="<button>Use profile 'default'</button>")
+    assert page.startswith('<div class="qnb qnb-error"><style>') and "--jp-error-color1" in page
+    assert "ModelNotGrantedError" in page and "<b>How to fix:</b>" in page and page.count("<li>") == 3
+    assert "HTTP 403" in page and "request id rid-1" in page and "<details" in page
+    assert "<button>Use profile 'default'</button>" in page and "<b>sk-" not in page
+    assert err._repr_html_() == error_card_html(err)
+    for text in (page, err._repr_markdown_(), str(err), repr(err.summary())):
+        for key in (KEY_A, KEY_B, KEY_C):
+            assert key not in text
+    other = error_card_html(RuntimeError(f"boom {KEY_C}"))
+    assert "RuntimeError" in other and KEY_C not in other and "sk-…1111" in other
+
+
+def _cell_with_error(shell, session, cell):
+    from IPython.utils.capture import capture_output
+
+    shell.user_ns["session"] = session
+    with capture_output() as cap:
+        shell.run_cell(cell)
+    return cap.stdout + cap.stderr
+
+
+@pytest.fixture
+def shell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    before = ip.InteractiveTB.mode
+    yield ip
+    ip.InteractiveTB.set_mode(mode=before)
+
+
+CELL = """
+def ask(who):
+    return session.chat("hi", profile=who, model="qwen-max")
+
+ask("wrong")
+"""
+
+
+def test_uncaught_error_shows_guidance_first_and_only_the_users_frames(shell, session, emu):
+    import re
+    import sys
+
+    session.add_profile("wrong", key=emu.key("team-a"), region="cn-beijing")
+    out = re.sub(r"\x1b\[[0-9;]*m", "", _cell_with_error(shell, session, CELL))
+    first = out.strip().splitlines()[0]
+    assert first.startswith("InvalidKeyError: The API key of profile 'wrong'")
+    assert "  • " in out and "HTTP 401" in out
+    assert "ask(\"wrong\")" in out and "return session.chat" in out  # the user's frames, in order
+    assert "qwen_nb" not in out and "_pipeline" not in out and "interactiveshell" not in out
+    assert "%tb verbose" in out
+    err = sys.last_value
+    chain, seen = [], err
+    while seen is not None:  # the exception chain holds no key either
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    full = _cell_with_error(shell, session, "%tb verbose")
+    assert "_pipeline" in full or "session.py" in full  # the full traceback is one magic away
+    for key in {emu.key(w) for w in ("default", "team-a", "team-b")}:
+        assert key not in out and key not in full
+        for e in chain:
+            assert key not in str(e) and key not in repr(e) and key not in repr(vars(e))
+
+
+def test_uncaught_input_error_in_plain_mode(shell, session):
+    shell.InteractiveTB.set_mode(mode="Plain")
+    out = _cell_with_error(shell, session, "session.chat('hi', temperature=5)")
+    assert "InvalidParameter" not in out and "temperature" in out.splitlines()[0]

@@ -106,3 +106,26 @@ def test_session_period_starts_when_the_session_started(emu, tmp_path, monkeypat
         panel.close()
     finally:
         s.close()
+
+
+def test_panel_names_workspaces_by_profile_and_counts_probe_refusals_apart(led):
+    panel = UsagePanel(ledger=led, min_interval=0)
+    try:
+        led.record(rec(profile="team-a", workspace="llm-aaa1"))
+        led.record(rec(profile="team-a", workspace="llm-aaa1", status="error", error_code="AccessDenied",
+                       input_tokens=0, output_tokens=0, cost=None, call_id="probe-1"))
+        led.record(rec(profile="team-b", workspace="llm-bbb1", status="error", error_code="Throttling",
+                       input_tokens=0, output_tokens=0, cost=None))
+        title, table = panel.title.value, panel.table.value
+        # the header's figures are separated, probe refusals apart from errors
+        assert "3 calls, 1 errors, 1 probe refusals" in title and " · " in title
+        # a workspace by the name the user knows, with its id
+        assert table.index("team-a") < table.index("llm-aaa1") and "team-b" in table
+        totals = panel.report.totals
+        assert (totals.errors, totals.probe_refusals) == (1, 1)
+        # cost and tokens each on their own scale, and a legend
+        assert "cost USD" in table and "tokens (input + output)" in table and "qnb-bar qnb-tok" in table
+        assert 'class="qnb-legend"' in table and "not a failure" in table
+        assert panel.report.aka == {"llm-aaa1": ["team-a"], "llm-bbb1": ["team-b"]}
+    finally:
+        panel.close()

@@ -26,7 +26,15 @@ def test_matrix_matches_the_workspace_grants(session, emu) -> None:
     assert res.allowed("team-a") == ["qwen-plus", "qwen-flash"] and res.denied("team-b") == ["qwen-flash"]
     assert res.reasons["team-a"]["qwen-max"] == "not granted"
     page = res._repr_html_()
-    assert page.count("✓") == 7 and page.count("✗") == 2 and "not granted" in page
+    matrix, legend = page.split('class="qnb-legend"')  # the marks of the matrix, then the legend's own
+    assert matrix.count("✓") == 7 and matrix.count("✗") == 2 and "not granted" in page
+    # "not granted" is said once, in the legend, not in every ✗ cell
+    assert "not granted" not in matrix and "✗</b> not granted" in legend
+    # a column per profile, named with its workspace id; a row per model
+    for name in ("default", "team-a", "team-b"):
+        ws = session.get_profile(name).workspace
+        assert f">{name}<" in matrix and (ws or "default workspace") in matrix
+    assert matrix.index("qwen-plus") < matrix.index("qwen-max") < matrix.index("qwen-flash")
     for p in emu.profiles().values():
         assert p.key not in page + repr(res) + repr(res.to_rows())
 
@@ -123,3 +131,24 @@ def test_bad_input_before_any_call(session, emu, kwargs, words) -> None:
     for w in words:
         assert w in str(e.value)
     assert probe_bodies(emu) == []
+
+
+def test_legend_skipped_models_cost_and_probe_refusals_in_the_ledger(session, emu) -> None:
+    res = probe(["team-a"], session=session)  # the catalog's models for the profile's region
+    page = res._repr_html_()
+    assert res.skipped and "Not probed:" in page
+    assert any("thinking-only" in why for why in res.skipped.values())
+    for m in res.skipped:
+        assert m not in res.models and f"not probed: {m}" in repr(res)
+    assert res.spent_cost and all(v > 0 for v in res.spent_cost.values())
+    assert "probe spent" in page and "≈" in page and "? could not tell" in page.replace("<b>?</b>", "?")
+    # the ledger counts the probe's refusals apart from errors
+    refused = sum(1 for c in res.cells if c.allowed is False)
+    totals = session.ledger.report().totals
+    assert refused > 0 and totals.probe_refusals == refused and totals.errors == 0
+    with pytest.raises(Exception):  # noqa: B017 - an ordinary failed call is still an error
+        session.chat("Hi", model="qwen-max", profile="team-a")
+    totals = session.ledger.report().totals
+    assert totals.errors == 1 and totals.probe_refusals == refused
+    usage_page = session.ledger.report()._repr_html_()
+    assert "probe refusals" in usage_page and "not a failure" in usage_page

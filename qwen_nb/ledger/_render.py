@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qwen_nb import _html
 from qwen_nb.errors import QwenNbError
 from qwen_nb.ledger._rows import FIELDS, LABELS, UsageRow
 
@@ -86,58 +87,94 @@ def to_text(report: UsageReport) -> str:
     return "\n".join([fmt(head), rule, *(fmt(b) for b in body[:-1]), rule, fmt(body[-1])])
 
 
-def bars_html(report: UsageReport) -> str:
-    """Horizontal bars per group (cost per currency, or tokens where no cost is known), pure HTML/CSS."""
-    if not report.rows:
-        return ""
+def _label_html(report: UsageReport, key: str) -> str:
+    """A group's name as shown: a workspace by its profiles' names with the id below; a profile with its workspace."""
+    aka = report.aka.get(key) or []
+    if report.by == "workspace" and aka:
+        return (f"<span class='qnb-name'>{html.escape(', '.join(aka))}</span><br>"
+                f"<span class='qnb-muted qnb-small qnb-nowrap'>{html.escape(str(key))}</span>")
+    if report.by == "profile" and aka:
+        return (f"<span class='qnb-name'>{html.escape(str(key))}</span><br>"
+                f"<span class='qnb-muted qnb-small qnb-nowrap'>{html.escape(', '.join(aka))}</span>")
+    return f"<span class='qnb-name'>{html.escape(str(key))}</span>"
+
+
+def _bars(report: UsageReport) -> str:
+    """Cost (per currency) and tokens (input + output) as bars, each on its own scale, one row per group."""
     cur = report.currencies
     top = {c: max((r.costs.get(c, 0.0) for r in report.rows), default=0.0) for c in cur}
     top_tok = max((r.input_tokens + r.output_tokens for r in report.rows), default=0)
-    out = ['<div style="font-size:12px;line-height:1.5;margin-top:6px">']
+    head = [html.escape(report.by)] + [f"cost {html.escape(c)}" for c in cur] + ["tokens (input + output)"]
+    rows = []
     for r in report.rows:
-        bars = []
+        cells = [_label_html(report, r.key)]
         for c in cur:
-            if c in r.costs and top[c] > 0:
-                pct = 100 * r.costs[c] / top[c]
-                bars.append((pct, f"{_fmt_cost(r.costs[c])} {c}", "#3b82f6" if c == "USD" else "#ef4444"))
-        if not bars and top_tok:
-            tok = r.input_tokens + r.output_tokens
-            bars.append((100 * tok / top_tok, f"{_fmt_int(tok)} tokens (price unknown)", "#9ca3af"))
-        key = html.escape(str(r.key))
-        for pct, label, color in bars:
-            out.append(
-                '<div style="display:flex;align-items:center;gap:6px">'
-                f'<span style="width:14em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap" '
-                f'title="{key}">{key}</span>'
-                f'<span style="display:inline-block;height:10px;width:{max(pct, 0.5) * 2:.1f}px;'
-                f'background:{color};border-radius:2px"></span>'
-                f"<span>{html.escape(label)}</span></div>"
-            )
-    out.append("</div>")
-    return "".join(out)
+            value = r.costs.get(c)
+            cells.append(_html.bar(value / top[c] if value and top[c] else 0.0, _fmt_cost(value))
+                         if value is not None else "<span class='qnb-muted'>-</span>")
+        tok = r.input_tokens + r.output_tokens
+        cells.append(_html.bar(tok / top_tok if top_tok else 0.0, _fmt_int(tok), tokens=True))
+        rows.append(cells)
+    return _html.table(head, rows)
+
+
+def bars_html(report: UsageReport) -> str:
+    """Bars per group: cost per currency and tokens, each on its own scale (pure HTML/CSS)."""
+    if not report.rows:
+        return ""
+    return _html.block(_bars(report), "qwen-nb-usage-bars")
+
+
+#: what the columns mean, under the table
+LEGEND = (
+    ("errors", "calls that failed (probe refusals not included)"),
+    ("probe refusals", "probe() calls the service refused: an answer to \"may it call?\", not a failure"),
+    ("unpriced", "calls that used tokens at no known price: not in the cost"),
+    ("bars", "cost and tokens each on their own scale (the largest row is full width)"),
+)
+
+
+def table_html(report: UsageReport) -> str:
+    """The table as HTML, compact enough for 800 px: the group (with its other names), calls, errors, probe
+    refusals, tokens (input / output / thinking) and the cost per currency (calls of unknown price under it)."""
+    cur = report.currencies
+
+    def cells(r: UsageRow, label: str) -> list[str]:
+        out = [label, _fmt_int(r.calls), _fmt_int(r.errors), _fmt_int(r.probe_refusals),
+               f"{_fmt_int(r.input_tokens)} / {_fmt_int(r.output_tokens)} / {_fmt_int(r.reasoning_tokens)}"]
+        for c in cur:
+            out.append(_fmt_cost(r.costs[c]) if c in r.costs else "-")
+        if r.unknown_price_calls:
+            unknown = _fmt_unknown(r.unknown_price_calls)
+            note = f"<br><span class='qnb-muted qnb-small'>+{unknown} unpriced</span>"
+            if cur:
+                out[-1] += note
+            else:
+                out.append(note[4:])
+        elif not cur:
+            out.append("-")
+        return out
+
+    head = [html.escape(report.by), "calls", "errors", "probe refusals", "tokens in / out / thinking",
+            *(f"cost {html.escape(c)}" for c in cur)] + ([] if cur else ["cost"])
+    rows = [cells(r, _label_html(report, r.key)) for r in report.rows]
+    total = cells(report.totals, "<b>total</b>")
+    numeric = ["", *["qnb-num"] * (len(head) - 1)]
+    return _html.table(head, rows, classes=numeric, total=total)
 
 
 def to_html(report: UsageReport) -> str:
-    """The table, the bars and a note on calls of unknown price, as HTML (the notebook display)."""
+    """The table, the bars (cost and tokens on separate scales) and a legend, as HTML (the notebook display)."""
     if not report.rows:
-        return f"<p><em>{html.escape(_empty(report))}</em></p>"
-    head, body = table(report)
-
-    def align(i: int) -> str:
-        return "left" if i == 0 else "right"
-
-    th = "".join(f'<th style="text-align:{align(i)}">{html.escape(h)}</th>' for i, h in enumerate(head))
-    trs = []
-    for n, b in enumerate(body):
-        style = ' style="font-weight:bold;border-top:1px solid #888"' if n == len(body) - 1 else ""
-        tds = "".join(f'<td style="text-align:{align(i)}">{html.escape(c)}</td>' for i, c in enumerate(b))
-        trs.append(f"<tr{style}>{tds}</tr>")
+        return _html.block(f"<p><em>{html.escape(_empty(report))}</em></p>", "qwen-nb-usage")
     note = ""
     unknown = report.totals.unknown_price_calls
     if unknown:
-        note = (f"<p style='font-size:11px;color:#666'>{unknown} call{'s' if unknown != 1 else ''} with unknown "
-                "price are not in the cost columns (add prices with qwen_nb.prices.load_extra).</p>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>{bars_html(report)}{note}"
+        note = (f"<div class='qnb-muted qnb-small'>{unknown} call{'s' if unknown != 1 else ''} with unknown "
+                "price are not in the cost columns (add prices with qwen_nb.prices.load_extra).</div>")
+    legend = _html.legend((f"<b>{html.escape(k)}</b>", v) for k, v in LEGEND)
+    return _html.block(f"{table_html(report)}<div style='margin-top:8px'>{_bars(report)}</div>{legend}{note}",
+                       "qwen-nb-usage")
 
 
 # ---------------------------------------------------------------- data exports (CSV and pandas)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +53,25 @@ def parse_since(since: Any) -> float | None:
     )
 
 
+#: what else a group is known by: a workspace by the profiles that used it, a profile by its workspace
+_AKA_SQL = {
+    "workspace": "GROUP_CONCAT(DISTINCT profile)",
+    "profile": "GROUP_CONCAT(DISTINCT COALESCE(workspace, 'default ' || region))",
+    "model": "NULL",
+    "day": "NULL",
+}
+
+
 def report_query(by: str, start: float | None) -> tuple[str, tuple[Any, ...]]:
     """The SQL (and its arguments) that sums the ``calls`` table per group and currency, from ``start`` on.
 
-    Each result row is ``(key, currency, known cost, *counters)``: what ``UsageReport.from_groups`` reads.
+    Each result row is ``(key, currency, known cost, aka, *counters)``: what ``UsageReport.from_groups``
+    reads (``aka``: the group's other names, comma-separated: a workspace's profiles, a profile's workspace).
     """
     if by not in GROUPINGS:
         raise InputError(f"Cannot group usage by {by!r}.", fix=f"Use by= one of: {', '.join(GROUPINGS)}.")
     where, args = ("WHERE time >= ?", (start,)) if start is not None else ("", ())
-    sql = (f"SELECT {_GROUP_SQL[by]} AS k, currency, SUM(cost), {', '.join(COUNTER_SQL)} "
+    sql = (f"SELECT {_GROUP_SQL[by]} AS k, currency, SUM(cost), {_AKA_SQL[by]}, {', '.join(COUNTER_SQL)} "
            f"FROM calls {where} GROUP BY k, currency")
     return sql, args
 
@@ -78,21 +88,26 @@ class UsageReport:
     by: str
     since: float | None
     rows: list[UsageRow]
+    #: group key -> its other names, sorted: the profiles that used a workspace, the workspace of a profile
+    aka: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def from_groups(cls, by: str, since: float | None, groups: Iterable[tuple[Any, ...]]) -> UsageReport:
         """A report from the result rows of ``report_query``: one ``UsageRow`` per key, costs kept per currency."""
         rows: dict[str, UsageRow] = {}
-        for key, currency, cost, *counts in groups:
+        aka: dict[str, set[str]] = {}
+        for key, currency, cost, names, *counts in groups:
             row = rows.get(key)
             if row is None:
                 row = rows[key] = UsageRow(key)
             row.add(counts, {currency: cost} if cost is not None and currency else {})
+            if names:
+                aka.setdefault(key, set()).update(str(names).split(","))
         if by == "day":
             ordered = sorted(rows.values(), key=lambda r: r.key)
         else:
             ordered = sorted(rows.values(), key=lambda r: (-sum(r.costs.values()), -r.calls, str(r.key)))
-        return cls(by=by, since=since, rows=ordered)
+        return cls(by=by, since=since, rows=ordered, aka={k: sorted(v) for k, v in aka.items()})
 
     @property
     def currencies(self) -> list[str]:

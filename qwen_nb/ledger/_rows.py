@@ -22,7 +22,9 @@ class UsageRow:
 
     key: str
     calls: int = _count("COUNT(*)", "calls")
-    errors: int = _count("SUM(status = 'error')", "errors")
+    errors: int = _count("SUM(status = 'error' AND COALESCE(call_id, '') NOT LIKE 'probe-%')", "errors")
+    #: calls of ``probe()`` the service refused (not granted, not offered...): answers, not errors
+    probe_refusals: int = _count("SUM(status = 'error' AND COALESCE(call_id, '') LIKE 'probe-%')", "probe refusals")
     interrupted: int = _count("SUM(status = 'interrupted')", None)
     input_tokens: int = _count("SUM(input_tokens)", "input tok")
     output_tokens: int = _count("SUM(output_tokens)", "output tok")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from qwen_nb import _html
 from qwen_nb.ledger import CallRecord, Ledger, UsageReport
 
 if TYPE_CHECKING:
@@ -74,7 +75,9 @@ class UsagePanel(widgets.VBox):
         self.table = widgets.HTML()
         self.button = widgets.Button(description="Refresh", icon="refresh", layout=widgets.Layout(width="auto"))
         self.button.on_click(lambda _b: self.refresh())
-        super().__init__(children=[widgets.HBox([self.title, self.button]), self.table], **kwargs)
+        header = widgets.HBox([self.title, self.button],
+                              layout=widgets.Layout(align_items="center", flex_flow="row wrap", gap="4px 12px"))
+        super().__init__(children=[header, self.table], **kwargs)
         self.add_class("qwen-nb-usage-panel")
         self.refresh()
         if auto:
@@ -94,11 +97,14 @@ class UsagePanel(widgets.VBox):
         report = self.ledger.report(since=self.since, by=self.by)
         self.report = report
         totals = report.totals
-        costs = " · ".join(f"{v:.4f} {c}" for c, v in sorted(totals["costs"].items())) or "no known cost"
-        self.title.value = (
-            f"<b>Usage by {self.by}</b> <small>({_since_label(report.since)}): "
-            f"{totals['calls']} calls, {totals['errors']} errors, {costs}</small>"
-        )
+        costs = " + ".join(f"{v:.4f} {c}" for c, v in sorted(totals["costs"].items())) or "no known cost"
+        counts = f"{totals.calls} calls, {totals.errors} errors"
+        if totals.probe_refusals:
+            counts += f", {totals.probe_refusals} probe refusals"
+        figures = [_since_label(report.since), counts, costs]
+        self.title.value = _html.block(
+            f"<b>Usage by {_html.esc(self.by)}</b> <span class='qnb-muted'>· "
+            + " · ".join(_html.esc(f) for f in figures) + "</span>", "qwen-nb-usage-title")
         self.table.value = report._repr_html_()
         self.refresh_count += 1
         return report
