@@ -415,11 +415,16 @@ def _header(lang: Language, target: Target, style: Style) -> str:
         who += f" · workspace {target.workspace}"
     lines.append(who)
     if target.workspace:
-        lines.append(f"The workspace's own host: only keys of {target.workspace} may call it.")
-    region = target.region_label or "this region"
-    lines.append(
-        f"The API key is read from {target.key_var}; use a key of {region}: keys are per region and per billing plan."
-    )
+        lines.append(
+            f"The API key is read from {target.key_var}; use a key of workspace {target.workspace}: "
+            "this is the workspace's own host, which takes no other workspace's key."
+        )
+    else:
+        region = target.region_label or "this region"
+        lines.append(
+            f"The API key is read from {target.key_var}; use a key of {region}: "
+            "keys are per region and per billing plan."
+        )
     lines.append(f"Endpoint: POST {target.url}")
     if target.sdk_default_base and lang.id in ("python", "java"):
         lines.append("The DashScope SDK calls Beijing by default, so this snippet sets no base URL.")
@@ -750,19 +755,16 @@ def _go_openai(target: Target) -> str:
     if target.system:
         msgs.append(f"\t\t\topenai.SystemMessage({_c_string(target.system)}),\n")
     msgs.append(f"\t\t\topenai.UserMessage({_c_string(target.prompt)}),\n")
-    fields = [
-        f"\t\tModel: {_c_string(target.model)},\n",
-        "\t\tMessages: []openai.ChatCompletionMessageParamUnion{\n" + "".join(msgs) + "\t\t},\n",
-    ]
+    fields = [("Model", _c_string(target.model))]  # one line each, aligned as gofmt does
     typed = _typed(target)
     if "temperature" in typed:
-        fields.append(f"\t\tTemperature: openai.Float({typed['temperature']!r}),\n")
+        fields.append(("Temperature", f"openai.Float({typed['temperature']!r})"))
     if "top_p" in typed:
-        fields.append(f"\t\tTopP: openai.Float({typed['top_p']!r}),\n")
+        fields.append(("TopP", f"openai.Float({typed['top_p']!r})"))
     if "max_tokens" in typed:
-        fields.append(f"\t\tMaxTokens: openai.Int({int(typed['max_tokens'])}),\n")
+        fields.append(("MaxTokens", f"openai.Int({int(typed['max_tokens'])})"))
     if "seed" in typed:
-        fields.append(f"\t\tSeed: openai.Int({int(typed['seed'])}),\n")
+        fields.append(("Seed", f"openai.Int({int(typed['seed'])})"))
     if "stop" in typed:
         stop = typed["stop"]
         union = (
@@ -770,9 +772,10 @@ def _go_openai(target: Target) -> str:
             if isinstance(stop, str)
             else "OfStringArray: []string{" + ", ".join(_c_string(s) for s in stop) + "}"
         )
-        fields.append(f"\t\tStop: openai.ChatCompletionNewParamsStopUnion{{{union}}},\n")
+        fields.append(("Stop", f"openai.ChatCompletionNewParamsStopUnion{{{union}}}"))
     if target.stream:
-        fields.append("\t\tStreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},\n")
+        fields.append(("StreamOptions", "openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}"))
+    width = max(len(k) for k, _ in fields) + 1
     extras = _extra_body(target)
     opts = ""
     if extras:
@@ -821,7 +824,10 @@ def _go_openai(target: Target) -> str:
         f'\t\toption.WithAPIKey(os.Getenv("{target.key_var}")),\n'
         f"\t\toption.WithBaseURL({_c_string(base)}),\n"
         "\t)\n"
-        "\tparams := openai.ChatCompletionNewParams{\n" + "".join(fields) + "\t}\n"
+        "\tparams := openai.ChatCompletionNewParams{\n"
+        "\t\tMessages: []openai.ChatCompletionMessageParamUnion{\n" + "".join(msgs) + "\t\t},\n"
+        + "".join(f"\t\t{(k + ':').ljust(width)} {v},\n" for k, v in fields)
+        + "\t}\n"
         f"{opts}"
         f"{use}"
         "}\n"

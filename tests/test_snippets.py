@@ -188,7 +188,7 @@ def test_sdk_snippets_carry_the_exact_prompt_and_parameters(api: str) -> None:
                       '.putAdditionalBodyProperty("enable_thinking", JsonValue.from(false))',
                       '.putAdditionalBodyProperty("thinking_budget", JsonValue.from(50))'):
             assert piece in java, piece
-        go = render("go", t).code
+        go = re.sub(r"(\w:) +", r"\1 ", render("go", t).code)  # fields are aligned as gofmt does
         assert _string_args(go, "openai.UserMessage") == [TRICKY]
         for piece in ("Temperature: openai.Float(0.2)", "MaxTokens: openai.Int(5)", "Seed: openai.Int(7)",
                       'OfStringArray: []string{"\\n", "END"}', 'option.WithJSONSet("enable_thinking", false)',
@@ -217,7 +217,7 @@ def test_beijing_needs_no_base_url_in_the_dashscope_sdks() -> None:
         profile=bj, language="python", api="openai").code
     lab = Profile("lab", region="cn-beijing", key=KEY, workspace="llm-lab1")
     ws = snippet(profile=lab, language="java", api="dashscope").code
-    assert '"https://llm-lab1.cn-beijing.maas.aliyuncs.com/api/v1"' in ws and "only keys of llm-lab1" in ws
+    assert '"https://llm-lab1.cn-beijing.maas.aliyuncs.com/api/v1"' in ws and "a key of workspace llm-lab1" in ws
     assert facts.WORKSPACE_HOST.format(workspace="llm-lab1", region="cn-beijing") in snippet(
         profile=lab, language="node", api="openai").code
 
