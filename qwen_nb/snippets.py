@@ -392,10 +392,6 @@ def _shell_single(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def _indent(text: str, prefix: str) -> str:
-    return "\n".join(prefix + line if line else line for line in text.splitlines())
-
-
 def _stop_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
