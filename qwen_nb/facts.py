@@ -49,6 +49,12 @@ NATIVE_TEXT_GENERATION = "/services/aigc/text-generation/generation"
 NATIVE_MULTIMODAL_GENERATION = "/services/aigc/multimodal-generation/generation"
 #: a workspace's granted models (``GET``) and changing them (``POST``), under ``NATIVE_PATH``
 PERMISSIONS_PATH = "/models/permissions"
+#: chat under ``COMPATIBLE_PATH`` (the OpenAI-compatible chat page)
+COMPATIBLE_CHAT = "/chat/completions"
+#: the region whose shared host the DashScope SDKs (Python, Java) call when no base URL is set; the pages
+#: say "You do not need to configure the base_url for SDK calls" for Beijing (``DASHSCOPE_HTTP_BASE_URL``
+#: overrides it in both SDKs)
+DASHSCOPE_SDK_DEFAULT_REGION = "cn-beijing"
 
 
 def api_id(name: Any) -> str | None:

@@ -1,9 +1,16 @@
-"""Code snippets: the same call as the current choices, in eight languages, for both endpoints.
+"""Code snippets: the call of the current choices in the seven languages of the service's pages, for both endpoints.
+
+Each language is written the way the service's own pages write it: the ``openai`` SDKs for
+Python, Java, Node.js and Go on the OpenAI-compatible endpoint, the ``dashscope`` SDKs for
+Python and Java on the native one, and plain HTTP where the pages use it (C#, PHP, curl, and
+Node.js and Go on the native endpoint, which have no DashScope SDK).
 
 Rendering is pure (:func:`render` takes a fully resolved :class:`Target`); only
-:func:`snippet` looks at a session to find the profile's region, workspace
-gateway and whether it runs on the local emulator. The key is never written
-out: every snippet reads it from the environment (the profile's own variable).
+:func:`snippet` looks at a session to find the profile's region and workspace host. A snippet
+calls the service (the profile's region host, or its workspace host) even when the session runs
+on the local emulator, so that it works when copied; ``snippet(..., emulator=True)`` asks for
+the emulator's URL instead. The key is never written out: every snippet reads it from the
+environment (``DASHSCOPE_API_KEY``, or a named profile's own variable).
 """
 
 from __future__ import annotations
@@ -11,8 +18,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from qwen_nb import facts
@@ -24,12 +31,9 @@ from qwen_nb.errors import InputError
 if TYPE_CHECKING:
     from qwen_nb.session import Session
 
-ENV_VAR = "DASHSCOPE_API_KEY"
+ENV_VAR = facts.DEFAULT_KEY_VAR
 DEFAULT_PROMPT = "Who are you?"
 APIS = facts.API_NAMES
-
-COMPATIBLE_CHAT = "/chat/completions"
-NATIVE_TEXT = "/services/aigc/text-generation/generation"
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,44 @@ _API_SUFFIXES = {"openai": "openai", "compatible": "openai", "dashscope": "dashs
 
 #: request parameters a snippet can carry (the rest of a Session call's options are not shown)
 PARAMS = tuple(p for p in facts.CORE_PARAMS if p not in ("response_format", "tools"))
-#: parameters the openai SDK has no argument for: they go in ``extra_body``
-_QWEN_EXTRAS = ("enable_thinking", "thinking_budget")
+
+
+@dataclass(frozen=True)
+class Style:
+    """How the service's pages call one endpoint from one language: the library, and how to set it up."""
+
+    #: "openai SDK", "DashScope Java SDK", "HTTP" ...
+    library: str
+    #: how to install and run it (one line, shown in the snippet's header)
+    setup: str
+
+
+#: (language, api) -> the page's way. The pages: "Call a model in a sub-workspace" (all seven
+#: languages on both endpoints) and "Install the SDK" (package names, versions); see the README.
+STYLES: dict[tuple[str, str], Style] = {
+    ("python", "openai"): Style("openai SDK", "pip install -U openai"),
+    ("python", "dashscope"): Style("dashscope SDK", "pip install -U dashscope"),
+    ("java", "openai"): Style(
+        "OpenAI Java SDK",
+        "Maven com.openai:openai-java (3.5.0 is the version the service's SDK page recommends), Java 8+; "
+        "save as Main.java",
+    ),
+    ("java", "dashscope"): Style(
+        "DashScope Java SDK", "Maven com.alibaba:dashscope-sdk-java (2.12.0 or later), Java 8+; save as Main.java"
+    ),
+    ("node", "openai"): Style("openai SDK", "npm install openai; save as main.mjs, run: node main.mjs"),
+    ("node", "dashscope"): Style(
+        "HTTP", "Node.js 18+ (built-in fetch; DashScope has no Node.js SDK); save as main.mjs, run: node main.mjs"
+    ),
+    ("go", "openai"): Style("openai-go SDK", "go get github.com/openai/openai-go/v3 (Go 1.22+); run: go run main.go"),
+    ("go", "dashscope"): Style("HTTP", "Go standard library (DashScope has no Go SDK); run: go run main.go"),
+    ("csharp", "openai"): Style("HTTP", ".NET 6+ console project (Program.cs); run: dotnet run"),
+    ("csharp", "dashscope"): Style("HTTP", ".NET 6+ console project (Program.cs); run: dotnet run"),
+    ("php", "openai"): Style("HTTP", "PHP with the curl extension; run: php main.php"),
+    ("php", "dashscope"): Style("HTTP", "PHP with the curl extension; run: php main.php"),
+    ("curl", "openai"): Style("HTTP", "any shell with curl"),
+    ("curl", "dashscope"): Style("HTTP", "any shell with curl"),
+}
 
 
 @dataclass(frozen=True)
@@ -87,7 +127,14 @@ class Target:
     @property
     def url(self) -> str:
         """The full request URL (chat completions or native text generation)."""
-        return self.base_url.rstrip("/") + (COMPATIBLE_CHAT if self.api == "openai" else NATIVE_TEXT)
+        path = facts.COMPATIBLE_CHAT if self.api == "openai" else facts.NATIVE_TEXT_GENERATION
+        return self.base_url.rstrip("/") + path
+
+    @property
+    def sdk_default_base(self) -> bool:
+        """True when the base URL is the one the DashScope SDKs call by default (Beijing's shared host)."""
+        default = REGIONS[facts.DASHSCOPE_SDK_DEFAULT_REGION].native_base()
+        return self.api == "dashscope" and self.base_url.rstrip("/") == default
 
 
 @dataclass(frozen=True)
@@ -190,13 +237,18 @@ def check_api(api: str) -> str:
 
 
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep the parameters a snippet can show; reject unknown names with the list of known ones."""
+    """Keep the parameters a snippet can show; reject unknown names and bad values, saying what is allowed."""
     out: dict[str, Any] = {}
     for k, v in params.items():
         if k not in PARAMS:
             raise InputError(f"Snippets cannot show parameter {k!r}.", fix=f"Use only: {', '.join(PARAMS)}.")
-        if v is not None:
-            out[k] = v
+        if v is None:
+            continue
+        spec = facts.PARAMS[k]
+        problem = spec.problem(v)
+        if problem:
+            raise InputError(f"{k} {problem}.", fix=spec.hint or None)
+        out[k] = list(v) if isinstance(v, tuple) else v
     return out
 
 
@@ -221,6 +273,16 @@ def request_body(target: Target) -> dict[str, Any]:
     if target.stream:
         parameters["incremental_output"] = True
     return {"model": target.model, "input": {"messages": messages(target)}, "parameters": parameters}
+
+
+def _extra_body(target: Target) -> dict[str, Any]:
+    """Parameters the OpenAI SDKs have no argument for (Qwen's own): sent as extra body fields."""
+    return {k: v for k, v in target.params.items() if facts.PARAMS[k].extra_body}
+
+
+def _typed(target: Target) -> dict[str, Any]:
+    """Parameters the OpenAI SDKs take as typed arguments."""
+    return {k: v for k, v in target.params.items() if not facts.PARAMS[k].extra_body}
 
 
 # --------------------------------------------------------------------------- literals per language
@@ -248,6 +310,30 @@ def _py(value: Any, indent: str = "") -> str:
         items = "".join(f"{inner}{_py(v, inner)},\n" for v in value)
         return "[\n" + items + indent + "]"
     raise InputError(f"Cannot write {type(value).__name__} value {value!r} into a snippet.")
+
+
+_JS_IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+def _js(value: Any, indent: str = "") -> str:
+    """A JavaScript literal: object keys unquoted where they are identifiers, one item per line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float, str)):
+        return json.dumps(value, ensure_ascii=False)
+    inner = indent + "  "
+    if isinstance(value, Mapping):
+        keys = [k if _JS_IDENT.match(k) else json.dumps(k) for k in value]
+        if all(not isinstance(v, (Mapping, list, tuple)) for v in value.values()):
+            return "{ " + ", ".join(f"{k}: {_js(v)}" for k, v in zip(keys, value.values(), strict=True)) + " }"
+        items = "".join(f"{inner}{k}: {_js(v, inner)},\n" for k, v in zip(keys, value.values(), strict=True))
+        return "{\n" + items + indent + "}"
+    if all(not isinstance(v, (Mapping, list, tuple)) for v in value):
+        return "[" + ", ".join(_js(v) for v in value) + "]"
+    items = "".join(f"{inner}{_js(v, inner)},\n" for v in value)
+    return "[\n" + items + indent + "]"
 
 
 _PHP_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -306,25 +392,38 @@ def _shell_single(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def _indent(text: str, prefix: str) -> str:
-    return "\n".join(prefix + line if line else line for line in text.splitlines())
+def _stop_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 # --------------------------------------------------------------------------- header comments
 
 
-def _header(lang: Language, target: Target, tool: str) -> str:
-    where = "OpenAI-compatible endpoint" if target.api == "openai" else "DashScope native endpoint"
-    lines = [f"{lang.label} · {where} · {tool}"]
+def _header(lang: Language, target: Target, style: Style) -> str:
+    endpoint = facts.APIS[target.api].label + " endpoint"
+    lines = [f"{lang.label} · {endpoint} · {style.library}", f"Setup: {style.setup}"]
     who = f"model {target.model}"
     if target.profile:
         who += f" · profile {target.profile!r}"
     if target.region_label:
         who += f" · {target.region_label}"
     if target.workspace:
-        who += f" · workspace {target.workspace} (workspace gateway)"
+        who += f" · workspace {target.workspace}"
     lines.append(who)
-    lines.append(f"The API key is read from the {target.key_var} environment variable (keys are per region).")
+    if target.workspace:
+        lines.append(
+            f"The API key is read from {target.key_var}; use a key of workspace {target.workspace}: "
+            "this is the workspace's own host, which takes no other workspace's key."
+        )
+    else:
+        region = target.region_label or "this region"
+        lines.append(
+            f"The API key is read from {target.key_var}; use a key of {region}: "
+            "keys are per region and per billing plan."
+        )
+    lines.append(f"Endpoint: POST {target.url}")
+    if target.sdk_default_base and lang.id in ("python", "java"):
+        lines.append("The DashScope SDK calls Beijing by default, so this snippet sets no base URL.")
     if target.service_base_url:
         lines.append(
             f"This URL is a local qwen-nb emulator, not Model Studio; on the service: {target.service_base_url}"
@@ -332,15 +431,16 @@ def _header(lang: Language, target: Target, tool: str) -> str:
     return "\n".join(f"{lang.comment} {line}" for line in lines) + "\n"
 
 
-# --------------------------------------------------------------------------- renderers (pure)
+# --------------------------------------------------------------------------- Python (both SDKs)
 
 
 def _python_openai(target: Target) -> str:
     args = [f"model={_py(target.model)}", f"messages={_py(messages(target), '    ')}"]
-    extras = {k: v for k, v in target.params.items() if k in _QWEN_EXTRAS}
-    args += [f"{k}={_py(v, '    ')}" for k, v in target.params.items() if k not in _QWEN_EXTRAS]
+    args += [f"{k}={_py(v, '    ')}" for k, v in _typed(target).items()]
+    extras = _extra_body(target)
     if extras:
-        args.append(f"extra_body={_py(extras, '    ')}  # Qwen-specific options")
+        note = "# Qwen-specific options, sent as extra fields of the request body\n    "
+        args.append(f"{note}extra_body={_py(extras, '    ')}")
     if target.stream:
         args += ["stream=True", 'stream_options={"include_usage": True}']
     call = "client.chat.completions.create(\n" + "".join(f"    {a},\n" for a in args) + ")\n"
@@ -349,7 +449,7 @@ def _python_openai(target: Target) -> str:
         "client = OpenAI(\n"
         f'    api_key=os.getenv("{target.key_var}"),\n'
         f"    base_url={_py(target.base_url)},\n"
-        ")\n"
+        ")\n\n"
     )
     if not target.stream:
         return head + "completion = " + call + "print(completion.choices[0].message.content)\n"
@@ -365,22 +465,20 @@ def _python_openai(target: Target) -> str:
 
 
 def _python_dashscope(target: Target) -> str:
+    head = "import os\n\nimport dashscope\n\n"
+    if not target.sdk_default_base:
+        head += f"dashscope.base_http_api_url = {_py(target.base_url)}\n\n"
+    head += f"messages = {_py(messages(target))}\n"
     args = [
         f'api_key=os.getenv("{target.key_var}")',
-        f"base_address={_py(target.base_url)}",
         f"model={_py(target.model)}",
-        f"messages={_py(messages(target), '    ')}",
+        "messages=messages",
         'result_format="message"',
     ]
     args += [f"{k}={_py(v, '    ')}" for k, v in target.params.items()]
     if target.stream:
         args += ["stream=True", "incremental_output=True"]
     call = "dashscope.Generation.call(\n" + "".join(f"    {a},\n" for a in args) + ")\n"
-    head = (
-        "import os\n\nimport dashscope\n\n"
-        "# base_address sets the region's base URL for this call only;\n"
-        "# dashscope.base_http_api_url = ... would set it for the whole process.\n"
-    )
     fail = 'raise SystemExit(f"HTTP {response.status_code} {response.code}: {response.message}")'
     if not target.stream:
         return (
@@ -403,20 +501,40 @@ def _python_dashscope(target: Target) -> str:
     )
 
 
-def _curl(target: Target) -> str:
-    lines = [f"curl -sS -X POST {_shell_single(target.url)}"]
+# --------------------------------------------------------------------------- Node.js
+
+
+def _node_openai(target: Target) -> str:
+    body: dict[str, Any] = {"model": target.model, "messages": messages(target), **_typed(target)}
+    body.update(_extra_body(target))  # Qwen's own options go in the same object
     if target.stream:
-        lines[0] = f"curl -sS -N -X POST {_shell_single(target.url)}"
-    lines.append(f'  -H "Authorization: Bearer ${target.key_var}"')
-    lines.append('  -H "Content-Type: application/json"')
-    if target.stream and target.api == "dashscope":
-        lines.append('  -H "X-DashScope-SSE: enable"')
-    lines.append(f"  -d {_shell_single(_json(request_body(target)))}")
-    return " \\\n".join(lines) + "\n"
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    call = f"await openai.chat.completions.create({_js(body, '  ')});\n"
+    if target.stream:
+        use = (
+            f"  const stream = {call}"
+            "  for await (const chunk of stream) {\n"
+            '    process.stdout.write(chunk.choices[0]?.delta?.content || "");\n'
+            "  }\n"
+            '  process.stdout.write("\\n");\n'
+        )
+    else:
+        use = f"  const completion = {call}  console.log(completion.choices[0].message.content);\n"
+    return (
+        'import OpenAI from "openai";\n\n'
+        "const openai = new OpenAI({\n"
+        f"  apiKey: process.env.{target.key_var},\n"
+        f"  baseURL: {_c_string(target.base_url)},\n"
+        "});\n\n"
+        "async function main() {\n" + use + "}\n\n"
+        "main();\n"
+    )
 
 
-def _node(target: Target) -> str:
-    answer = "data.choices[0].message.content" if target.api == "openai" else "data.output.choices[0].message.content"
+def _node_http(target: Target) -> str:
+    where = "result.output" if target.api == "dashscope" else "result"
+    answer = f"{where}.choices[0].message.content"
     if target.stream:
         read = (
             "  // Server-sent events, printed as they arrive.\n"
@@ -426,19 +544,21 @@ def _node(target: Target) -> str:
             "  }\n"
         )
     else:
-        read = f"  const data = await response.json();\n  console.log({answer});\n"
+        read = f"  const result = await response.json();\n  console.log({answer});\n"
+    sse = '      "X-DashScope-SSE": "enable",\n' if target.stream and target.api == "dashscope" else ""
     return (
+        f"const apiKey = process.env.{target.key_var};\n"
         f"const url = {_c_string(target.url)};\n"
-        f"const body = {_json(request_body(target))};\n\n"
+        f"const data = {_js(request_body(target))};\n\n"
         "async function main() {\n"
         "  const response = await fetch(url, {\n"
         '    method: "POST",\n'
         "    headers: {\n"
-        f"      Authorization: `Bearer ${{process.env.{target.key_var}}}`,\n"
+        "      Authorization: `Bearer ${apiKey}`,\n"
         '      "Content-Type": "application/json",\n'
-        + ('      "X-DashScope-SSE": "enable",\n' if target.stream and target.api == "dashscope" else "")
-        + "    },\n"
-        "    body: JSON.stringify(body),\n"
+        f"{sse}"
+        "    },\n"
+        "    body: JSON.stringify(data),\n"
         "  });\n"
         "  if (!response.ok) {\n"
         "    console.error(`HTTP ${response.status}: ${await response.text()}`);\n"
@@ -448,66 +568,288 @@ def _node(target: Target) -> str:
     )
 
 
-def _java(target: Target) -> str:
-    body = _json(request_body(target)).replace("\\", "\\\\").replace('"""', '""\\"')
-    sse = (
-        '                .header("X-DashScope-SSE", "enable")\n' if target.stream and target.api == "dashscope" else ""
-    )
+def _node(target: Target) -> str:
+    return _node_openai(target) if target.api == "openai" else _node_http(target)
+
+
+# --------------------------------------------------------------------------- Java (both SDKs)
+
+
+def _java_double(v: Any) -> str:
+    return repr(float(v))
+
+
+def _java_strings(values: list[str]) -> str:
+    return ", ".join(_c_string(s) for s in values)
+
+
+def _java_openai(target: Target) -> str:
+    imports = [
+        "com.openai.client.OpenAIClient",
+        "com.openai.client.okhttp.OpenAIOkHttpClient",
+        "com.openai.models.chat.completions.ChatCompletionCreateParams",
+    ]
+    b = ["                .model(" + _c_string(target.model) + ")"]
+    if target.system:
+        b.append(f"                .addSystemMessage({_c_string(target.system)})")
+    b.append(f"                .addUserMessage({_c_string(target.prompt)})")
+    typed = _typed(target)
+    if "temperature" in typed:
+        b.append(f"                .temperature({_java_double(typed['temperature'])})")
+    if "top_p" in typed:
+        b.append(f"                .topP({_java_double(typed['top_p'])})")
+    if "max_tokens" in typed:
+        b.append(f"                .maxTokens({int(typed['max_tokens'])}L)")
+    if "seed" in typed:
+        b.append(f"                .seed({int(typed['seed'])}L)")
+    if "stop" in typed:
+        stop = typed["stop"]
+        if isinstance(stop, str):
+            b.append(f"                .stop({_c_string(stop)})")
+        else:
+            imports.append("java.util.List")
+            b.append(f"                .stopOfStrings(List.of({_java_strings(stop)}))")
+    extras = _extra_body(target)
+    if extras:
+        imports.append("com.openai.core.JsonValue")
+        b.append("                // Qwen-specific options, sent as extra fields of the request body")
+        for k, v in extras.items():
+            lit = ("true" if v else "false") if isinstance(v, bool) else str(v)
+            b.append(f"                .putAdditionalBodyProperty({_c_string(k)}, JsonValue.from({lit}))")
     if target.stream:
-        send = (
-            "        HttpResponse<java.util.stream.Stream<String>> response =\n"
-            "                HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofLines());\n"
-            "        response.body().forEach(System.out::println);\n"
+        imports += [
+            "com.openai.core.http.StreamResponse",
+            "com.openai.models.chat.completions.ChatCompletionChunk",
+            "com.openai.models.chat.completions.ChatCompletionStreamOptions",
+        ]
+        b.append("                .streamOptions(ChatCompletionStreamOptions.builder().includeUsage(true).build())")
+        use = (
+            "        try (StreamResponse<ChatCompletionChunk> stream =\n"
+            "                client.chat().completions().createStreaming(params)) {\n"
+            "            stream.stream().forEach(chunk -> chunk.choices().forEach(\n"
+            "                    choice -> choice.delta().content().ifPresent(System.out::print)));\n"
+            "        }\n"
+            "        System.out.println();\n"
         )
     else:
-        send = (
-            "        HttpResponse<String> response =\n"
-            "                HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString());\n"
-            "        System.out.println(response.body());\n"
+        imports.append("com.openai.models.chat.completions.ChatCompletion")
+        use = (
+            "        ChatCompletion completion = client.chat().completions().create(params);\n"
+            '        System.out.println(completion.choices().get(0).message().content().orElse(""));\n'
         )
     return (
-        "import java.net.URI;\n"
-        "import java.net.http.HttpClient;\n"
-        "import java.net.http.HttpRequest;\n"
-        "import java.net.http.HttpResponse;\n\n"
+        "".join(f"import {i};\n" for i in sorted(set(imports)))
+        + "\n"
         "public class Main {\n"
-        "    public static void main(String[] args) throws Exception {\n"
-        f'        String apiKey = System.getenv("{target.key_var}");\n'
-        f"        String url = {_c_string(target.url)};\n"
-        '        String body = """\n'
-        f"{_indent(body, '            ')}\n"
-        '            """;\n'
-        "        HttpRequest request = HttpRequest.newBuilder(URI.create(url))\n"
-        '                .header("Authorization", "Bearer " + apiKey)\n'
-        '                .header("Content-Type", "application/json")\n'
-        f"{sse}"
-        "                .POST(HttpRequest.BodyPublishers.ofString(body))\n"
-        "                .build();\n"
-        f"{send}"
-        "        if (response.statusCode() != 200) {\n"
-        "            System.exit(1);\n"
-        "        }\n"
+        "    public static void main(String[] args) {\n"
+        "        OpenAIClient client = OpenAIOkHttpClient.builder()\n"
+        f'                .apiKey(System.getenv("{target.key_var}"))\n'
+        f"                .baseUrl({_c_string(target.base_url)})\n"
+        "                .build();\n\n"
+        "        ChatCompletionCreateParams params = ChatCompletionCreateParams.builder()\n"
+        + "\n".join(b)
+        + "\n                .build();\n\n"
+        + use
+        + "        client.close();\n"
         "    }\n"
         "}\n"
     )
 
 
-def _go(target: Target) -> str:
+def _java_dashscope(target: Target) -> str:
+    imports = [
+        "java.util.Arrays",
+        "com.alibaba.dashscope.aigc.generation.Generation",
+        "com.alibaba.dashscope.aigc.generation.GenerationParam",
+        "com.alibaba.dashscope.aigc.generation.GenerationResult",
+        "com.alibaba.dashscope.common.Message",
+        "com.alibaba.dashscope.common.Role",
+    ]
+    if target.sdk_default_base:
+        gen = "        Generation gen = new Generation();\n"
+    else:
+        imports.append("com.alibaba.dashscope.protocol.Protocol")
+        gen = f"        Generation gen = new Generation(Protocol.HTTP.getValue(), {_c_string(target.base_url)});\n"
+    msgs = []
+    names = []
+    if target.system:
+        msgs.append(
+            "        Message systemMsg = Message.builder()\n"
+            "                .role(Role.SYSTEM.getValue())\n"
+            f"                .content({_c_string(target.system)})\n"
+            "                .build();\n"
+        )
+        names.append("systemMsg")
+    msgs.append(
+        "        Message userMsg = Message.builder()\n"
+        "                .role(Role.USER.getValue())\n"
+        f"                .content({_c_string(target.prompt)})\n"
+        "                .build();\n"
+    )
+    names.append("userMsg")
+    b = [
+        f'                .apiKey(System.getenv("{target.key_var}"))',
+        f"                .model({_c_string(target.model)})",
+        f"                .messages(Arrays.asList({', '.join(names)}))",
+        "                .resultFormat(GenerationParam.ResultFormat.MESSAGE)",
+    ]
+    p = target.params
+    if "temperature" in p:
+        b.append(f"                .temperature({float(p['temperature'])!r}f)")
+    if "top_p" in p:
+        b.append(f"                .topP({_java_double(p['top_p'])})")
+    if "max_tokens" in p:
+        b.append(f"                .maxTokens({int(p['max_tokens'])})")
+    if "seed" in p:
+        b.append(f"                .seed({int(p['seed'])})")
+    if "stop" in p:
+        b.append(f"                .stopStrings(Arrays.asList({_java_strings(_stop_list(p['stop']))}))")
+    if "enable_thinking" in p:
+        b.append(f"                .enableThinking({'true' if p['enable_thinking'] else 'false'})")
+    if "thinking_budget" in p:
+        b.append(f"                .thinkingBudget({int(p['thinking_budget'])})")
+    if target.stream:
+        imports.append("io.reactivex.Flowable")
+        b.append("                .incrementalOutput(true)")
+        use = (
+            "        Flowable<GenerationResult> results = gen.streamCall(param);\n"
+            "        results.blockingForEach(result ->\n"
+            "                System.out.print(result.getOutput().getChoices().get(0).getMessage().getContent()));\n"
+            "        System.out.println();\n"
+        )
+    else:
+        use = (
+            "        GenerationResult result = gen.call(param);\n"
+            "        System.out.println(result.getOutput().getChoices().get(0).getMessage().getContent());\n"
+        )
+    return (
+        "".join(f"import {i};\n" for i in sorted(set(imports)))
+        + "\n"
+        "public class Main {\n"
+        "    public static void main(String[] args) throws Exception {\n"
+        + gen
+        + "".join(msgs)
+        + "        GenerationParam param = GenerationParam.builder()\n"
+        + "\n".join(b)
+        + "\n                .build();\n"
+        + use
+        + "        System.exit(0);  // the SDK's HTTP threads would keep the JVM alive a while\n"
+        "    }\n"
+        "}\n"
+    )
+
+
+def _java(target: Target) -> str:
+    return _java_openai(target) if target.api == "openai" else _java_dashscope(target)
+
+
+# --------------------------------------------------------------------------- Go
+
+
+def _go_openai(target: Target) -> str:
+    msgs = []
+    if target.system:
+        msgs.append(f"\t\t\topenai.SystemMessage({_c_string(target.system)}),\n")
+    msgs.append(f"\t\t\topenai.UserMessage({_c_string(target.prompt)}),\n")
+    fields = [("Model", _c_string(target.model))]  # one line each, aligned as gofmt does
+    typed = _typed(target)
+    if "temperature" in typed:
+        fields.append(("Temperature", f"openai.Float({typed['temperature']!r})"))
+    if "top_p" in typed:
+        fields.append(("TopP", f"openai.Float({typed['top_p']!r})"))
+    if "max_tokens" in typed:
+        fields.append(("MaxTokens", f"openai.Int({int(typed['max_tokens'])})"))
+    if "seed" in typed:
+        fields.append(("Seed", f"openai.Int({int(typed['seed'])})"))
+    if "stop" in typed:
+        stop = typed["stop"]
+        union = (
+            f"OfString: openai.String({_c_string(stop)})"
+            if isinstance(stop, str)
+            else "OfStringArray: []string{" + ", ".join(_c_string(s) for s in stop) + "}"
+        )
+        fields.append(("Stop", f"openai.ChatCompletionNewParamsStopUnion{{{union}}}"))
+    if target.stream:
+        fields.append(("StreamOptions", "openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}"))
+    width = max(len(k) for k, _ in fields) + 1
+    extras = _extra_body(target)
+    opts = ""
+    if extras:
+        sets = "".join(
+            f"\t\toption.WithJSONSet({_c_string(k)}, {('true' if v else 'false') if isinstance(v, bool) else v}),\n"
+            for k, v in extras.items()
+        )
+        opts = "\t// Qwen-specific options, sent as extra fields of the request body\n" + (
+            "\topts := []option.RequestOption{\n" + sets + "\t}\n"
+        )
+    more = ", opts..." if extras else ""
+    if target.stream:
+        use = (
+            f"\tstream := client.Chat.Completions.NewStreaming(context.TODO(), params{more})\n"
+            "\tfor stream.Next() {\n"
+            "\t\tchunk := stream.Current()\n"
+            "\t\tif len(chunk.Choices) > 0 {\n"
+            "\t\t\tfmt.Print(chunk.Choices[0].Delta.Content)\n"
+            "\t\t}\n"
+            "\t}\n"
+            "\tif err := stream.Err(); err != nil {\n"
+            "\t\tpanic(err.Error())\n"
+            "\t}\n"
+            "\tfmt.Println()\n"
+        )
+    else:
+        use = (
+            f"\tcompletion, err := client.Chat.Completions.New(context.TODO(), params{more})\n"
+            "\tif err != nil {\n"
+            "\t\tpanic(err.Error())\n"
+            "\t}\n"
+            "\tfmt.Println(completion.Choices[0].Message.Content)\n"
+        )
+    base = target.base_url.rstrip("/") + "/"  # openai-go joins paths onto a base URL that ends in "/"
+    return (
+        "package main\n\n"
+        "import (\n"
+        '\t"context"\n'
+        '\t"fmt"\n'
+        '\t"os"\n\n'
+        '\t"github.com/openai/openai-go/v3"\n'
+        '\t"github.com/openai/openai-go/v3/option"\n'
+        ")\n\n"
+        "func main() {\n"
+        "\tclient := openai.NewClient(\n"
+        f'\t\toption.WithAPIKey(os.Getenv("{target.key_var}")),\n'
+        f"\t\toption.WithBaseURL({_c_string(base)}),\n"
+        "\t)\n"
+        "\tparams := openai.ChatCompletionNewParams{\n"
+        "\t\tMessages: []openai.ChatCompletionMessageParamUnion{\n" + "".join(msgs) + "\t\t},\n"
+        + "".join(f"\t\t{(k + ':').ljust(width)} {v},\n" for k, v in fields)
+        + "\t}\n"
+        f"{opts}"
+        f"{use}"
+        "}\n"
+    )
+
+
+def _go_http(target: Target) -> str:
     body = _json(request_body(target)).replace("`", "\\u0060")  # a backtick would end the raw string
     sse = '\treq.Header.Set("X-DashScope-SSE", "enable")\n' if target.stream and target.api == "dashscope" else ""
     if target.stream:
-        read = "\tif _, err := io.Copy(os.Stdout, resp.Body); err != nil {\n\t\tlog.Fatal(err)\n\t}\n"
+        read = (
+            "\t// Server-sent events, printed as they arrive.\n"
+            "\tif _, err := io.Copy(os.Stdout, resp.Body); err != nil {\n\t\tlog.Fatal(err)\n\t}\n"
+        )
     else:
         read = (
-            "\tout, err := io.ReadAll(resp.Body)\n"
+            "\tbodyText, err := io.ReadAll(resp.Body)\n"
             "\tif err != nil {\n\t\tlog.Fatal(err)\n\t}\n"
-            "\tfmt.Println(string(out))\n"
+            '\tfmt.Printf("%s\\n", bodyText)\n'
         )
     imports = ["bytes", "io", "log", "net/http", "os"] + ([] if target.stream else ["fmt"])
     return (
         "package main\n\n"
         "import (\n" + "".join(f'\t"{i}"\n' for i in sorted(imports)) + ")\n\n"
         "func main() {\n"
+        "\tclient := &http.Client{}\n"
         f"\turl := {_c_string(target.url)}\n"
         f"\tbody := []byte(`{body}`)\n\n"
         '\treq, err := http.NewRequest("POST", url, bytes.NewReader(body))\n'
@@ -515,7 +857,7 @@ def _go(target: Target) -> str:
         f'\treq.Header.Set("Authorization", "Bearer "+os.Getenv("{target.key_var}"))\n'
         '\treq.Header.Set("Content-Type", "application/json")\n'
         f"{sse}"
-        "\tresp, err := http.DefaultClient.Do(req)\n"
+        "\tresp, err := client.Do(req)\n"
         "\tif err != nil {\n\t\tlog.Fatal(err)\n\t}\n"
         "\tdefer resp.Body.Close()\n"
         f"{read}"
@@ -524,42 +866,64 @@ def _go(target: Target) -> str:
     )
 
 
+def _go(target: Target) -> str:
+    return _go_openai(target) if target.api == "openai" else _go_http(target)
+
+
+# --------------------------------------------------------------------------- C#, PHP, curl (HTTP)
+
+
 def _csharp(target: Target) -> str:
     body = _json(request_body(target)).replace('"', '""')
     sse = (
-        '    request.Headers.Add("X-DashScope-SSE", "enable");\n' if target.stream and target.api == "dashscope" else ""
+        '        request.Headers.Add("X-DashScope-SSE", "enable");\n'
+        if target.stream and target.api == "dashscope"
+        else ""
     )
     if target.stream:
         send = (
-            "using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);\n"
-            "using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());\n"
-            "while (await reader.ReadLineAsync() is string line)\n"
-            "{\n"
-            "    Console.WriteLine(line);\n"
-            "}\n"
+            "        using var response =\n"
+            "            await httpClient.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);\n"
+            "        // Server-sent events, printed as they arrive.\n"
+            "        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());\n"
+            "        while (await reader.ReadLineAsync() is string line)\n"
+            "        {\n"
+            "            Console.WriteLine(line);\n"
+            "        }\n"
         )
     else:
         send = (
-            "using var response = await http.SendAsync(request);\n"
-            "Console.WriteLine(await response.Content.ReadAsStringAsync());\n"
+            "        using var response = await httpClient.SendAsync(request);\n"
+            "        Console.WriteLine(await response.Content.ReadAsStringAsync());\n"
         )
     return (
         "using System.Net.Http.Headers;\n"
         "using System.Text;\n\n"
-        f'var apiKey = Environment.GetEnvironmentVariable("{target.key_var}");\n'
-        f"var url = {_c_string(target.url)};\n"
-        f'var body = @"{body}";\n\n'
-        "using var http = new HttpClient();\n"
-        "using var request = new HttpRequestMessage(HttpMethod.Post, url)\n"
+        "class Program\n"
         "{\n"
-        '    Content = new StringContent(body, Encoding.UTF8, "application/json"),\n'
-        "};\n"
-        'request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);\n'
-        f"{sse.lstrip()}"
+        "    private static readonly HttpClient httpClient = new HttpClient();\n\n"
+        "    static async Task Main(string[] args)\n"
+        "    {\n"
+        f'        string? apiKey = Environment.GetEnvironmentVariable("{target.key_var}");\n'
+        "        if (string.IsNullOrEmpty(apiKey))\n"
+        "        {\n"
+        f'            Console.Error.WriteLine("Set the {target.key_var} environment variable first.");\n'
+        "            Environment.Exit(1);\n"
+        "        }\n\n"
+        f"        string url = {_c_string(target.url)};\n"
+        f'        string jsonContent = @"{body}";\n\n'
+        "        using var request = new HttpRequestMessage(HttpMethod.Post, url)\n"
+        "        {\n"
+        '            Content = new StringContent(jsonContent, Encoding.UTF8, "application/json"),\n'
+        "        };\n"
+        '        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);\n'
+        f"{sse}"
         f"{send}"
-        "if (!response.IsSuccessStatusCode)\n"
-        "{\n"
-        "    Environment.Exit(1);\n"
+        "        if (!response.IsSuccessStatusCode)\n"
+        "        {\n"
+        "            Environment.Exit(1);\n"
+        "        }\n"
+        "    }\n"
         "}\n"
     )
 
@@ -570,56 +934,56 @@ def _php_code(target: Target) -> str:
         headers.append("'X-DashScope-SSE: enable'")
     if target.stream:
         transfer = (
-            "    // Server-sent events, printed as they arrive.\n"
-            "    CURLOPT_WRITEFUNCTION => function ($ch, $chunk) {\n"
-            "        echo $chunk;\n"
-            "        return strlen($chunk);\n"
-            "    },\n"
+            "// Server-sent events, printed as they arrive.\n"
+            "curl_setopt($ch, CURLOPT_WRITEFUNCTION, function ($ch, $chunk) {\n"
+            "    echo $chunk;\n"
+            "    return strlen($chunk);\n"
+            "});\n"
         )
-        done = "curl_close($ch);\n"
+        done = ""
     else:
-        transfer = "    CURLOPT_RETURNTRANSFER => true,\n"
-        done = "curl_close($ch);\necho $response, PHP_EOL;\n"
+        transfer = "curl_setopt($ch, CURLOPT_RETURNTRANSFER, true);\n"
+        done = "echo $response, PHP_EOL;\n"
     return (
         "<?php\n"
         f"$url = {_php(target.url)};\n"
         f"$apiKey = getenv('{target.key_var}');\n"
-        f"$body = {_php(request_body(target))};\n\n"
-        "$ch = curl_init($url);\n"
-        "curl_setopt_array($ch, [\n"
-        "    CURLOPT_POST => true,\n"
-        "    CURLOPT_HTTPHEADER => [\n" + "".join(f"        {h},\n" for h in headers) + "    ],\n"
-        "    CURLOPT_POSTFIELDS => json_encode($body),\n"
+        "$headers = [\n" + "".join(f"    {h},\n" for h in headers) + "];\n"
+        f"$data = {_php(request_body(target))};\n\n"
+        "$ch = curl_init();\n"
+        "curl_setopt($ch, CURLOPT_URL, $url);\n"
+        "curl_setopt($ch, CURLOPT_POST, true);\n"
+        "curl_setopt($ch, CURLOPT_POSTFIELDS, json_encode($data));\n"
+        "curl_setopt($ch, CURLOPT_HTTPHEADER, $headers);\n"
         f"{transfer}"
-        "]);\n"
         "$response = curl_exec($ch);\n"
         "if ($response === false) {\n"
-        "    fwrite(STDERR, 'curl error: ' . curl_error($ch) . PHP_EOL);\n"
+        "    fwrite(STDERR, 'Curl error: ' . curl_error($ch) . PHP_EOL);\n"
         "    exit(1);\n"
         "}\n"
         "$status = curl_getinfo($ch, CURLINFO_HTTP_CODE);\n"
+        "curl_close($ch);\n"
         f"{done}"
         "exit($status === 200 ? 0 : 1);\n"
     )
 
 
-_TOOLS = {
-    ("python", "openai"): "pip install openai",
-    ("python", "dashscope"): "pip install dashscope",
-    ("curl", "openai"): "any shell with curl",
-    ("curl", "dashscope"): "any shell with curl",
-    ("node", "openai"): "Node.js 18+ (built-in fetch), no packages",
-    ("node", "dashscope"): "Node.js 18+ (built-in fetch), no packages",
-    ("java", "openai"): "Java 15+, JDK only; save as Main.java, run: java Main.java",
-    ("java", "dashscope"): "Java 15+, JDK only; save as Main.java, run: java Main.java",
-    ("go", "openai"): "Go standard library; run: go run main.go",
-    ("go", "dashscope"): "Go standard library; run: go run main.go",
-    ("csharp", "openai"): ".NET 6+ top-level program; run: dotnet run",
-    ("csharp", "dashscope"): ".NET 6+ top-level program; run: dotnet run",
-    ("php", "openai"): "PHP with the curl extension",
-    ("php", "dashscope"): "PHP with the curl extension",
-}
-_RENDER = {
+def _curl(target: Target) -> str:
+    lines = [f"curl -sS {'-N ' if target.stream else ''}-X POST {_shell_single(target.url)}"]
+    lines.append(f'  -H "Authorization: Bearer ${target.key_var}"')
+    lines.append('  -H "Content-Type: application/json"')
+    if target.stream and target.api == "dashscope":
+        lines.append('  -H "X-DashScope-SSE: enable"')
+    lines.append(f"  -d {_shell_single(_json(request_body(target)))}")
+    return " \\\n".join(lines) + "\n"
+
+
+def _python(target: Target) -> str:
+    return _python_openai(target) if target.api == "openai" else _python_dashscope(target)
+
+
+_RENDER: dict[str, Callable[[Target], str]] = {
+    "python": _python,
     "curl": _curl,
     "node": _node,
     "java": _java,
@@ -630,26 +994,21 @@ _RENDER = {
 
 
 def render(language: str, target: Target) -> Snippet:
-    """The snippet for ``language`` (an id or alias) calling ``target``. Pure."""
+    """The snippet for ``language`` (an id or alias) calling ``target``, in the service's pages' style. Pure."""
     lang_id, api = normalize_language(language, target.api)
     lang = LANGUAGES[lang_id]
     api = check_api(api or target.api)
     if api != target.api:
-        target = Target(**{**target.__dict__, "api": api})
-    if lang_id == "python":
-        body = _python_openai(target) if api == "openai" else _python_dashscope(target)
-    else:
-        body = _RENDER[lang_id](target)
-    header = _header(lang, target, _TOOLS[(lang_id, api)])
+        target = replace(target, api=api)
+    style = STYLES[(lang_id, api)]
+    body = _RENDER[lang_id](target)
+    header = _header(lang, target, style)
     if lang_id == "php":  # comments go after the opening tag
         code = "<?php\n" + header + body.removeprefix("<?php\n")
     else:
         code = header + body
     code = scrub(code)  # belt and braces: never print a key
-    sdk = {"openai": "openai SDK", "dashscope": "dashscope SDK"}[api] if lang_id == "python" else None
-    endpoint = "OpenAI-compatible" if api == "openai" else "DashScope native"
-    label = f"{lang.label} ({sdk})" if sdk else f"{lang.label} ({endpoint})"
-    return Snippet(code=code, language=lang_id, api=api, label=label, fence=lang.fence)
+    return Snippet(code=code, language=lang_id, api=api, label=f"{lang.label} ({style.library})", fence=lang.fence)
 
 
 # --------------------------------------------------------------------------- front door
@@ -716,13 +1075,18 @@ def snippet(
     *,
     system: str | None = None,
     stream: bool = False,
+    emulator: bool = False,
     **params: Any,
 ) -> Snippet | SnippetSet:
-    """Code that makes the same call as these choices, outside qwen-nb.
+    """Code that makes the same call as these choices, outside qwen-nb, the way the service's pages write it.
 
-    ``language``: ``python`` (openai or dashscope SDK, by ``api``), ``curl``, ``node``,
-    ``java``, ``go``, ``csharp``, ``php``; ``None`` gives all of them (a ``SnippetSet``).
-    ``profile``: a name or a ``Profile``; its region (and workspace gateway) give the base URL.
+    ``language``: ``python`` (openai or dashscope SDK, by ``api``), ``java`` (the OpenAI Java SDK
+    or the DashScope Java SDK), ``node`` (the ``openai`` package, or ``fetch`` on the native
+    endpoint), ``go`` (``openai-go``, or ``net/http`` on the native endpoint), ``csharp``,
+    ``php``, ``curl`` (HTTP); ``None`` gives all of them (a ``SnippetSet``).
+    ``profile``: a name or a ``Profile``; its region (and workspace host) give the URL: the
+    service's, also for a session on the local emulator, so that the code works when copied.
+    ``emulator=True`` writes the emulator's URL instead (to try the code against it).
     ``params``: temperature, top_p, max_tokens, seed, stop, enable_thinking, thinking_budget.
     The key is never written: a snippet reads it from the environment, from the profile's own
     variable (``DASHSCOPE_API_KEY`` for the default profile, ``QWEN_NB_<NAME>_API_KEY`` for a
@@ -732,6 +1096,10 @@ def snippet(
         raise InputError(f"model must be a model name, got {model!r}.", fix='E.g. model="qwen-plus".')
     if prompt is not None and not isinstance(prompt, str):
         raise InputError(f"prompt must be a string, got {type(prompt).__name__}.")
+    if system is not None and not isinstance(system, str):
+        raise InputError(f"system must be a string, got {type(system).__name__}.")
+    if not isinstance(emulator, bool):
+        raise InputError(f"emulator must be True or False, got {emulator!r}.")
     if api is not None:
         check_api(api)
     lang_api: str | None = None
@@ -739,24 +1107,30 @@ def snippet(
         language, lang_api = normalize_language(language, api)
     clean = check_params(params)
     p, region, on_emu, sess = _resolve(profile, session)
+    if emulator and not on_emu:
+        raise InputError(
+            "emulator=True, but this session calls Model Studio, not the local emulator.",
+            fix="Drop emulator=True, or use a session on the emulator (qwen_nb.emulator.Emulator().start()).",
+        )
     api = api or lang_api or getattr(sess, "default_api", None) or "openai"
     check_api(api)
     model = (model or getattr(sess, "default_model", None) or "qwen-plus").strip()
     clean, stream = _adjust_for_model(model, clean, bool(stream))
     workspace = p.workspace if p else None
-    service = REGIONS.get(region.id, region).base_url(api, workspace) if on_emu else None
+    # the service's hosts for a session on the emulator; a session's own table (a proxy's) otherwise
+    service = REGIONS.get(region.id, region) if on_emu else region
     target = Target(
         api=api,
-        base_url=region.base_url(api, workspace),
+        base_url=(region if emulator else service).base_url(api, workspace),
         model=model,
         prompt=DEFAULT_PROMPT if prompt is None else prompt,
         system=system,
         params=clean,
         stream=stream,
         profile=p.name if p else None,
-        region_label=region.label,
+        region_label=(region if emulator else service).label,
         workspace=workspace,
-        service_base_url=service,
+        service_base_url=service.base_url(api, workspace) if emulator else None,
         key_var=key_variable(p),
     )
     if language is not None:
@@ -764,4 +1138,15 @@ def snippet(
     return SnippetSet([render(lang, target) for lang in LANGUAGES])
 
 
-__all__ = ["LANGUAGES", "Snippet", "SnippetSet", "Target", "render", "request_body", "snippet"]
+__all__ = [
+    "LANGUAGES",
+    "STYLES",
+    "Snippet",
+    "SnippetSet",
+    "Style",
+    "Target",
+    "normalize_language",
+    "render",
+    "request_body",
+    "snippet",
+]

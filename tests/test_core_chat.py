@@ -340,5 +340,5 @@ def test_snippet_of_an_outside_profile_uses_the_sessions_regions(session, emu):
             return getattr(session, name)
 
     outsider = Profile("outsider", region="cn-beijing", key=emu.key("beijing-lab"))
-    snip = snippet(profile=outsider, session=PublicOnly(), language="python", api="openai")
+    snip = snippet(profile=outsider, session=PublicOnly(), language="python", api="openai", emulator=True)
     assert f"{emu.url}/cn-beijing/compatible-mode/v1" in snip.code
