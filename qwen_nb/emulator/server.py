@@ -89,9 +89,9 @@ class Emulator:
     at least N tokens long, still deterministic and capped by ``max_tokens``.
 
     Guards: request bodies over ``max_body_bytes`` (default: the service's 6 MiB) are refused with
-    the service's 400 ("Exceeded limit on max bytes to request body"); a client that takes over ``client_timeout`` seconds to send its headers, or
-    pauses that long inside a body, is disconnected; beyond ``max_connections`` open connections
-    requests are answered 503.
+    the service's 400 ("Exceeded limit on max bytes to request body"); a client that takes over
+    ``client_timeout`` seconds to send its headers, or pauses that long inside a body, is disconnected;
+    beyond ``max_connections`` open connections requests are answered 503.
 
     A class: a config with a ``[classroom]`` table (``qwen-nb classroom init``) gives the control
     endpoints, the request log and usage a teacher token (``teacher_token`` here overrides it); an
@@ -141,7 +141,8 @@ class Emulator:
         classroom_token = cfg.classroom.teacher_token if cfg.classroom is not None else None
         if teacher_token is not None and (not isinstance(teacher_token, str) or len(teacher_token) < 16):
             raise InputError("teacher_token must be a string of at least 16 characters.",
-                             fix="Leave it out to use the classroom file's, or make one: qwen_nb.emulator.config.new_token().")
+                             fix="Leave it out to use the classroom file's, or make one with "
+                             "qwen_nb.emulator.config.new_token().")
         token = teacher_token or classroom_token
         if token is None and not is_loopback(host):
             token = new_token()  # other machines reach it: its control endpoints need a token

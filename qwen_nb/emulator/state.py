@@ -217,7 +217,7 @@ class EmulatorState:
         self._counters = Counters()
         #: workspace id -> what it did; budget scope ("ws:<id>" or "key:<key>") -> estimated spend
         self._usage: dict[str, Usage] = {}
-        self._spent: Counter = Counter()
+        self._spent: dict[str, float] = {}
         self._fault_rng = random.Random(0)
         #: how late each streamed write left the emulator compared with its pacing (seconds)
         self.lateness: deque[float] = deque(maxlen=200_000)
@@ -243,7 +243,7 @@ class EmulatorState:
             self._seq = 0
             self._counters = Counters()
             self._usage = {}
-            self._spent = Counter()
+            self._spent = {}
             self._fault_rng = random.Random(0)
             self.lateness.clear()
             self.loop_lag_max, self.loop_stalls = 0.0, 0
@@ -471,7 +471,7 @@ class EmulatorState:
     def spent(self, scope: str) -> float:
         """Estimated spend of a budget scope ("ws:<id>" or "key:<key>") since the last reset."""
         with self._lock:
-            return self._spent[scope]
+            return self._spent.get(scope, 0.0)
 
     def note_answer(self, ws: Workspace, key: str, model: str, input_tokens: int, output_tokens: int) -> None:
         """Count an answered call's tokens and estimated cost for its workspace (and a key with its own budget)."""
@@ -486,9 +486,9 @@ class EmulatorState:
             use.input_tokens += input_tokens
             use.output_tokens += output_tokens
             use.cost += cost
-            self._spent[f"ws:{ws.id}"] += cost
+            self._spent[f"ws:{ws.id}"] = self._spent.get(f"ws:{ws.id}", 0.0) + cost
             if "budget" in self._key_flags.get(key, {}):
-                self._spent[f"key:{key}"] += cost
+                self._spent[f"key:{key}"] = self._spent.get(f"key:{key}", 0.0) + cost
 
     def usage(self, ws_id: str | None = None) -> dict[str, dict[str, Any]]:
         """Per workspace (by name): calls, errors, tokens, estimated cost, budget and grants now.
