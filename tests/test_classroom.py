@@ -376,3 +376,11 @@ def test_a_body_over_the_services_cap_gets_the_services_error(emu):
         assert "6 MiB" in (err.value.fix or "")
     finally:
         s.close()
+
+
+def test_requests_without_a_valid_key_keep_neither_body_nor_headers(emu):
+    r = httpx.post(emu.base_url(SG, "openai") + "/chat/completions", headers={"Authorization": "Bearer sk-" + "2" * 32},
+                   json={"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 401
+    rec = emu.requests[-1]
+    assert not rec.authenticated and rec.body is None and rec.headers == {} and rec.key == "sk-…2222"
