@@ -384,3 +384,23 @@ def test_requests_without_a_valid_key_keep_neither_body_nor_headers(emu):
     assert r.status_code == 401
     rec = emu.requests[-1]
     assert not rec.authenticated and rec.body is None and rec.headers == {} and rec.key == "sk-…2222"
+
+
+def test_a_shared_emulator_without_a_class_lists_demo_keys_but_guards_its_controls(tmp_path):
+    from qwen_nb.emulator.config import default_config, new_token
+
+    token = new_token()
+    with Emulator(host=HOST, teacher_token=token) as shared:  # what --host 0.0.0.0 makes: a token
+        assert set(running_profiles(shared.url)) == set(shared.profiles())  # the public demo keys
+        assert httpx.post(shared.url + "/_emulator/faults", json={"fail_next": 1}).status_code == 401
+        assert httpx.post(shared.url + "/_emulator/faults", json={"fail_next": 0},
+                          headers={"X-Qwen-Nb-Teacher": token}).status_code == 200
+    # a config file's keys are not handed out: a clear error says to use QWEN_NB_EMULATOR_KEY
+    cfg = tmp_path / "own.toml"
+    cfg.write_text(f'[[workspace]]\nname = "lab"\nid = "llm-0123456789abcdef"\nregion = "{SG}"\ndefault = true\n'
+                   f'keys = ["sk-{"3" * 32}"]\n')
+    with Emulator(cfg, host=HOST, teacher_token=token) as own:
+        with pytest.raises(errors.ConfigError, match="QWEN_NB_EMULATOR_KEY"):
+            running_profiles(own.url)
+        assert list(running_profiles(own.url, key="sk-" + "3" * 32)) == ["lab"]
+    assert default_config().classroom is None

@@ -1018,8 +1018,9 @@ class EmulatorApp:
         if name == "whoami" and request.method == "GET":
             return self._whoami(request)
         role, own = self._caller(request)
-        public_list = (name == "workspaces" and request.method == "GET" and self.state.config.classroom is None
-                       and request.query_params.get("keys") != "full")
+        # the list of workspaces is open unless the emulator serves a class; only the teacher (or, without a
+        # token, a loopback client) gets keys of a config file in full (the demo keys are public anyway)
+        public_list = name == "workspaces" and request.method == "GET" and self.state.config.classroom is None
         if role == "student" and request.method == "GET" and name in ("requests", "usage"):
             pass  # their own workspace's only (below)
         elif role != "teacher" and not public_list:

@@ -550,6 +550,10 @@ def running_profiles(root_url: str, key: str | None = None, timeout: float = 5.0
                           fix="Check QWEN_NB_EMULATOR: it must be the emulator's root URL.") from None
     if not workspaces:
         raise ConfigError(f"The emulator at {root} lists no workspace.")
+    if any("…" in k for ws in workspaces for k in ws.keys):  # keys of a config file, shown masked to this client
+        raise ConfigError(f"The emulator at {root} runs with its own config and shows its keys only to its own "
+                          "machine.", fix="Set QWEN_NB_EMULATOR_KEY to your key on that emulator (in .env or the "
+                          "environment), next to QWEN_NB_EMULATOR.")
     return profiles_for(replace(default_config(), workspaces=workspaces), root_url)
 
 
