@@ -211,6 +211,8 @@ def big_body(mb: int, args: tuple[str, ...], chunked: bool, label: str) -> tuple
                 during.append(time.perf_counter() - t)
                 time.sleep(0.005)
 
+        # the emulator's own event-loop stalls (its /_emulator/stats; this client is 127.0.0.1, its loopback)
+        client.post(srv.url + "/_emulator/reset").raise_for_status()
         poller = threading.Thread(target=poll)
         poller.start()
         time.sleep(0.2)
@@ -220,6 +222,7 @@ def big_body(mb: int, args: tuple[str, ...], chunked: bool, label: str) -> tuple
         time.sleep(0.1)
         done.set()
         poller.join()
+        lag = client.get(srv.url + "/_emulator/stats").json()["loop_lag_ms_max"]
         client.close()
     finally:
         srv.stop()
@@ -229,7 +232,8 @@ def big_body(mb: int, args: tuple[str, ...], chunked: bool, label: str) -> tuple
            f"p99 delay over idle ({len(during)} requests)", "value": round(delay_p99, 1), "unit": "ms",
            "baseline": round(idle_p50, 2), "baseline_label": "idle p50", "target": "<= 100 ms",
            "ok": delay_p99 <= 100}
-    return row, {"status": status, "big_s": round(big_s, 2), "worst_ms": round(max(during) * 1000, 1)}
+    return row, {"status": status, "big_s": round(big_s, 2), "worst_ms": round(max(during) * 1000, 1),
+                 "loop_lag_ms_max": lag}
 
 
 def main() -> None:
@@ -237,8 +241,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--mb", type=int, default=50)
+    parser.add_argument("--skip-class", action="store_true", help="only the big-body rows")
     args = parser.parse_args()
-    rows, details = classroom(args.students)
+    rows, details = ([], {}) if args.skip_class else classroom(args.students)
     cases = (((), False, "with Content-Length, the service's 6 MiB cap"),
              ((), True, "chunked, the service's 6 MiB cap"),
              (("--max-body-bytes", str(64 * 2**20)), False, "under a raised 64 MiB cap (read and tokenised)"))
@@ -246,6 +251,10 @@ def main() -> None:
         row, more = big_body(args.mb, extra, chunked, label)
         rows.append(row)
         details[label] = more
+    rows.append({"figure": f"emulator event loop, worst stall while the {args.mb} MB body is read and tokenised "
+                 "(raised cap)", "value": more["loop_lag_ms_max"], "unit": "ms", "target": "<= 100 ms",
+                 "ok": more["loop_lag_ms_max"] <= 100})
+    details["load_average_end"] = round(os.getloadavg()[0], 1)
     if not args.json:
         print(json.dumps(details, indent=2))
     emit("classroom", rows, args.json)

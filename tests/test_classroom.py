@@ -1,4 +1,10 @@
-"""A class on one emulator: thirty students with their own keys, grants and budgets, and a teacher's token."""
+"""A class on one emulator: thirty students with their own keys, grants and budgets, and a teacher's token.
+
+The class's emulator listens on 127.0.0.2 and the students connect there. With a class (a teacher
+token) the emulator decides by the token alone, never by the client's address, so these clients
+are strangers to it like any machine of the room (a connection to 127.0.0.2 comes from 127.0.0.1).
+Traffic stays inside 127.0.0.0/8.
+"""
 
 from __future__ import annotations
 
