@@ -211,7 +211,17 @@ def big_body(mb: int, args: tuple[str, ...], chunked: bool, label: str) -> tuple
                 during.append(time.perf_counter() - t)
                 time.sleep(0.005)
 
-        # the emulator's own event-loop stalls (its /_emulator/stats; this client is 127.0.0.1, its loopback)
+        # the emulator's own event-loop stalls (its /_emulator/stats; this client is 127.0.0.1, its loopback):
+        # first the same polling without a big body, for how late the loop wakes on this machine anyway
+        client.post(srv.url + "/_emulator/reset").raise_for_status()
+        poller = threading.Thread(target=poll)
+        poller.start()
+        time.sleep(3.0)
+        done.set()
+        poller.join()
+        quiet_lag = client.get(srv.url + "/_emulator/stats").json()["loop_lag_ms_max"]
+        during.clear()
+        done.clear()
         client.post(srv.url + "/_emulator/reset").raise_for_status()
         poller = threading.Thread(target=poll)
         poller.start()
@@ -233,7 +243,7 @@ def big_body(mb: int, args: tuple[str, ...], chunked: bool, label: str) -> tuple
            "baseline": round(idle_p50, 2), "baseline_label": "idle p50", "target": "<= 100 ms",
            "ok": delay_p99 <= 100}
     return row, {"status": status, "big_s": round(big_s, 2), "worst_ms": round(max(during) * 1000, 1),
-                 "loop_lag_ms_max": lag}
+                 "loop_lag_ms_max": lag, "loop_lag_ms_max_quiet": quiet_lag}
 
 
 def main() -> None:
@@ -252,7 +262,9 @@ def main() -> None:
         rows.append(row)
         details[label] = more
     rows.append({"figure": f"emulator event loop, worst stall while the {args.mb} MB body is read and tokenised "
-                 "(raised cap)", "value": more["loop_lag_ms_max"], "unit": "ms", "target": "<= 100 ms",
+                 "(raised cap)", "value": more["loop_lag_ms_max"], "unit": "ms",
+                 "baseline": more["loop_lag_ms_max_quiet"], "baseline_label": "same polling, no big body, 3 s",
+                 "target": "<= 100 ms",
                  "ok": more["loop_lag_ms_max"] <= 100})
     details["load_average_end"] = round(os.getloadavg()[0], 1)
     if not args.json:

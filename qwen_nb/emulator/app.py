@@ -670,20 +670,22 @@ class EmulatorApp:
             raise _Fail("rate_limit", headers=self._retry_after())
         return ws
 
-    async def _read_body(self, request: Request, ctx: _Ctx) -> bytearray:
-        """The body, read piece by piece and refused as soon as it passes ``max_body_bytes``."""
+    async def _read_body(self, request: Request, ctx: _Ctx, limit: int | None = None) -> bytearray:
+        """The body, read piece by piece and refused as soon as it passes ``max_body_bytes`` (or ``limit``,
+        for an endpoint with a cap of its own, such as a file upload)."""
+        cap = self.max_body_bytes if limit is None else limit
         declared = _content_length(request)
         if declared is not None:
             ctx.body_bytes = declared
-            if declared > self.max_body_bytes:
-                raise _too_large(declared, self.max_body_bytes)  # nothing read; the server discards the rest
+            if declared > cap:
+                raise _too_large(declared, cap)  # nothing read; the server discards the rest
         buf = bytearray()
         try:
             async for chunk in request.stream():
                 buf += chunk
-                if len(buf) > self.max_body_bytes:
+                if len(buf) > cap:
                     ctx.body_bytes = len(buf)
-                    raise _too_large(len(buf), self.max_body_bytes)
+                    raise _too_large(len(buf), cap)
         except ClientDisconnect:
             raise _ClientGone() from None
         ctx.body_bytes = len(buf)
