@@ -17,6 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qwen-nb emulator",
         description="Run a local Model Studio emulator (OpenAI-compatible and native protocols, every region).",
+        epilog="For a running emulator: 'qwen-nb emulator usage|reset --url URL [--token T | --classroom FILE]' "
+        "(see 'qwen-nb emulator usage --help').",
     )
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the local network "
