@@ -56,7 +56,8 @@ def connect(
     Profiles come from ``profiles`` or else the settings (environment, ``.env``, user config
     file). ``emulator``: a started ``qwen_nb.Emulator`` to talk to (its profiles and hosts;
     the session stops it when closed). With no key anywhere the session talks to an emulator:
-    the one at ``$QWEN_NB_EMULATOR`` if set, else one started in this process; such a session
+    the one at ``$QWEN_NB_EMULATOR`` if set (with ``$QWEN_NB_EMULATOR_KEY``, a class handout's key:
+    only that key's workspace), else one started in this process; such a session
     records its (demo) calls in ``$QWEN_NB_LEDGER`` if set, else in memory, never in the
     per-user ledger file. ``kw`` goes to ``Session`` (``default_model``, ``max_retries``,
     ``ledger``, ``hard_budget``, ...).
@@ -67,12 +68,16 @@ def connect(
         if profiles is None and emulator is None:
             profiles = load_profiles(dotenv_path=dotenv_path)
         if emulator is None and not profiles:
-            url = (Settings(dotenv_path=dotenv_path).get("QWEN_NB_EMULATOR") or "").rstrip("/")
+            settings = Settings(dotenv_path=dotenv_path)
+            url = (settings.get("QWEN_NB_EMULATOR") or "").rstrip("/")
             if url:
                 from qwen_nb.emulator.config import running_profiles
                 from qwen_nb.emulator.hosts import emulator_regions
 
-                profiles, regions = running_profiles(url), emulator_regions(url)
+                # QWEN_NB_EMULATOR_KEY (a class handout's key): that key's own workspace, asked with the key;
+                # an emulator that does not answer raises: never another emulator's (demo) profiles
+                profiles = running_profiles(url, key=settings.get("QWEN_NB_EMULATOR_KEY"))
+                regions = emulator_regions(url)
                 _emulator_notice(url, started=False)
             else:
                 from qwen_nb.emulator import Emulator

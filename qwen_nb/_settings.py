@@ -68,6 +68,8 @@ KNOWN: dict[str, tuple[str | None, str]] = {
     "QWEN_NB_LEDGER": (None, "usage ledger file (default: the per-user data dir)"),
     "QWEN_NB_PRICES": (None, "extra price file (TOML)"),
     "QWEN_NB_EMULATOR": (None, "URL of a running emulator to use when no key is set"),
+    "QWEN_NB_EMULATOR_KEY": (None, "your key on that emulator (a class handout's): only its workspace is used"),
+    "QWEN_NB_TEACHER_TOKEN": (None, "teacher token of a class emulator (qwen-nb emulator reset|usage)"),
     "QWEN_NB_CONFIG": (None, "user config file (default: config.toml in the per-user config dir)"),
     "QWEN_NB_PROFILES": (None, "profile names whose keys are in a secret store (keyring, Colab, command)"),
     f"{facts.DEFAULT_KEY_VAR}_COMMAND": (None, "command that prints the default profile's key"),

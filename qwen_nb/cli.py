@@ -12,6 +12,7 @@ COMMANDS = {
     "check-notebooks": ("qwen_nb.notebooks", "cli_main", "find (and --fix) API keys saved in .ipynb files"),
     "where": ("qwen_nb.cli", "where_main", "say where notebooks run from a folder: the real service or the emulator"),
     "record": ("qwen_nb.recorder.cli", "main", "run a command through a recording proxy (records a cassette)"),
+    "classroom": ("qwen_nb.classroom", "cli_main", "a class on one emulator: a key per student, handouts"),
 }
 
 #: exit status of ``qwen-nb where`` when no key is configured (notebooks use the local emulator)

@@ -265,6 +265,10 @@ class ErrorFact:
 
 _SERVER_FIX = "This is on the service side; retry later, or try another region or model."
 
+#: The largest request body the service accepts, in bytes (6 MiB). Observed, not documented: a 400
+#: "Exceeded limit on max bytes to request body : 6291456" for qwen-plus-latest (langgenius/dify#35311).
+MAX_REQUEST_BODY_BYTES = 6_291_456
+
 # Sources: the service's error-code page (alibabacloud.com/help/en/model-studio/error-code and its
 # Chinese edition), response bodies quoted in public issue threads, the dashscope 2.x SDK.
 ERRORS: dict[str, ErrorFact] = {
@@ -286,6 +290,13 @@ ERRORS: dict[str, ErrorFact] = {
                   also=("badrequest.emptyinput", "badrequest.emptyparameters", "badrequest.illegalinput",
                         "badrequest.toolarge"), compat_message="you must provide a model parameter.",
                   match="must provide a model"),
+        # the request body cap: observed as a 400 for qwen-plus-latest (langgenius/dify#35311); not in the docs
+        ErrorFact("body_too_large", 400, "InvalidParameter", "invalid_parameter_error", "invalid_request_error",
+                  "InvalidParameterError", False,
+                  f"Exceeded limit on max bytes to request body : {MAX_REQUEST_BODY_BYTES}",
+                  "Send a smaller request: the service takes request bodies up to 6 MiB (6,291,456 bytes); shorten "
+                  "the input, or send images as URLs instead of inline data.", match="max bytes to request body",
+                  evidence="observed"),
         ErrorFact("data_inspection", 400, "DataInspectionFailed", "data_inspection_failed", "data_inspection_failed",
                   "ContentBlockedError", False, "Input data may contain inappropriate content.",
                   "Rephrase the prompt (or the image); the service's content inspection refused it. Not retried.",

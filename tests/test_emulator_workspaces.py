@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qwen_nb.emulator import Emulator
-from qwen_nb.emulator.config import default_profiles, running_profiles
+from qwen_nb.emulator.config import running_profiles
 
 CLASS_TOML = """
 [[workspace]]
@@ -57,8 +57,13 @@ def test_connect_uses_the_running_emulators_workspaces(classroom, monkeypatch, t
         set_default_session(previous)
 
 
-def test_an_unreachable_emulator_falls_back_to_the_demo_profiles():
-    assert set(running_profiles("http://127.0.0.1:9", timeout=0.5)) == set(default_profiles("http://127.0.0.1:9"))
+def test_an_unreachable_emulator_is_a_clear_error_not_the_demo_profiles():
+    # it used to fall back to the built-in demo profiles silently: every call then failed elsewhere
+    from qwen_nb.errors import NetworkError
+
+    with pytest.raises(NetworkError, match="does not answer") as exc:
+        running_profiles("http://127.0.0.1:9", timeout=0.5)
+    assert "QWEN_NB_EMULATOR" in str(exc.value)
 
 
 def test_profiles_keep_the_configured_grants_after_runtime_changes(classroom):

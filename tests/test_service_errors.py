@@ -120,6 +120,7 @@ FIX_WORDS = {
     "prepaid_overdue": "overdue bill", "postpaid_overdue": "overdue bill", "internal": "retry later",
     "request_timeout": "retry later", "bad_gateway": "retry later", "unavailable": "retry later",
     "serving": "retry later", "timeout": "retry later",
+    "body_too_large": "smaller request",
 }
 
 

@@ -9,8 +9,17 @@ Layout, for each region id of ``qwen_nb._regions.REGIONS``::
     /{region}/api/v1/models                                  GET (native, paginated catalogue)
     /{region}/ws/{workspace_id}/...                          the workspace gateway: same paths, plus
                                                              GET and POST /api/v1/models/permissions
-    /_emulator/faults | reset | requests | counters | stats | health | workspaces[/{name}] | keys
-                                                             (loopback-only control endpoints)
+    /_emulator/faults | reset | requests | counters | stats | usage | workspaces[/{name}] | keys
+                                                             control endpoints (see "Who may" below)
+    /_emulator/health | whoami                               open: liveness; a key's own workspace
+
+Who may use the control endpoints: an emulator without a teacher token (the default, listening on
+loopback) answers clients on 127.0.0.1 / ::1 only, as before. With a teacher token (a ``[classroom]``
+table, or an emulator listening on a non-loopback address, which makes one up) the token alone
+decides, whatever the client's address: ``Authorization: Bearer <token>`` or ``X-Qwen-Nb-Teacher:
+<token>`` may do everything; a workspace key may read only its own workspace's requests and usage
+(``GET /_emulator/requests``, ``GET /_emulator/usage``); anything else is 401 (no credentials) or 403.
+``GET /_emulator/whoami`` answers any client presenting a valid key with that key's workspace.
 
 Every error answer is a row of the service-facts table (``qwen_nb.facts.ERRORS``): its status,
 both codes and message. A workspace's (or a key's) flags (``config.Flags``) make the emulator
@@ -58,6 +67,7 @@ from qwen_nb.emulator.state import (
     mask_headers,
 )
 from qwen_nb.emulator.validate import BadRequest, ChatRequest, parse_compatible, parse_native
+from qwen_nb.errors import InputError
 
 COMPAT_CHAT = facts.COMPATIBLE_PATH + "/chat/completions"
 COMPAT_MODELS = facts.COMPATIBLE_PATH + "/models"
@@ -69,10 +79,10 @@ CHAT_ENDPOINTS = (COMPAT_CHAT, NATIVE_TEXT, NATIVE_VISION)
 ENDPOINTS = (*CHAT_ENDPOINTS, COMPAT_MODELS, NATIVE_MODELS, PERMISSIONS)
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
 
-#: Largest request body accepted. The service documents no request-size limit for chat calls
-#: (only per-model input token limits, which are checked too), so this is the emulator's own
-#: guard against unbounded memory use, generous enough for any prompt a model can take.
-MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Largest request body accepted: the service's (6 MiB, observed: "Exceeded limit on max bytes to
+#: request body : 6291456", see ``facts.MAX_REQUEST_BODY_BYTES``), answered with its error. An
+#: emulator started with another ``max_body_bytes`` answers with its own message instead.
+MAX_BODY_BYTES = facts.MAX_REQUEST_BODY_BYTES
 #: Bodies up to this size are parsed and answered on the event loop (a few ms of work at most);
 #: bigger ones are prepared off the loop.
 INLINE_BODY_BYTES = 64 * 1024
@@ -197,6 +207,8 @@ def _page(q: Any, name: str, default: int, high: int | None = None) -> int:
 
 
 def _too_large(size: int, limit: int) -> _Fail:
+    if limit == facts.MAX_REQUEST_BODY_BYTES:
+        return _Fail("body_too_large")  # the service's own answer
     return _Fail("invalid_parameter", f"The request body is too large: {size} bytes, more than the {limit} bytes "
                  f"({limit / 2**20:.3g} MiB) this emulator accepts. Send a shorter input.")
 
@@ -557,9 +569,12 @@ class _QuietStream(StreamingResponse):
 class EmulatorApp:
     """Request handling on top of an ``EmulatorState``."""
 
-    def __init__(self, state: EmulatorState, *, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, state: EmulatorState, *, max_body_bytes: int = MAX_BODY_BYTES,
+                 teacher_token: str | None = None) -> None:
         self.state = state
         self.max_body_bytes = int(max_body_bytes)
+        #: with a token, the control endpoints need it (see the module's "Who may"); None: loopback only
+        self.teacher_token = teacher_token or None
         self.offload = Offload()
         self._big = asyncio.Semaphore(BIG_BODIES_AT_ONCE)
         self._watch: Any = None
@@ -616,7 +631,9 @@ class EmulatorApp:
             method=request.method,
             path=path if len(path) <= 300 else path[:299] + "…",  # a log entry stays small, whatever is sent
             body=ctx.body if keep else None,
-            headers=mask_headers(dict(request.headers)),
+            # only a valid key's requests keep their headers: the bounded set of kept bodies and headers
+            # is not filled by anyone who can reach the port
+            headers=mask_headers(dict(request.headers)) if ctx.authenticated else {},
             status=status,
             time=time.time(),
             request_id=rid,
@@ -653,20 +670,22 @@ class EmulatorApp:
             raise _Fail("rate_limit", headers=self._retry_after())
         return ws
 
-    async def _read_body(self, request: Request, ctx: _Ctx) -> bytearray:
-        """The body, read piece by piece and refused as soon as it passes ``max_body_bytes``."""
+    async def _read_body(self, request: Request, ctx: _Ctx, limit: int | None = None) -> bytearray:
+        """The body, read piece by piece and refused as soon as it passes ``max_body_bytes`` (or ``limit``,
+        for an endpoint with a cap of its own, such as a file upload)."""
+        cap = self.max_body_bytes if limit is None else limit
         declared = _content_length(request)
         if declared is not None:
             ctx.body_bytes = declared
-            if declared > self.max_body_bytes:
-                raise _too_large(declared, self.max_body_bytes)  # nothing read; the server discards the rest
+            if declared > cap:
+                raise _too_large(declared, cap)  # nothing read; the server discards the rest
         buf = bytearray()
         try:
             async for chunk in request.stream():
                 buf += chunk
-                if len(buf) > self.max_body_bytes:
+                if len(buf) > cap:
                     ctx.body_bytes = len(buf)
-                    raise _too_large(len(buf), self.max_body_bytes)
+                    raise _too_large(len(buf), cap)
         except ClientDisconnect:
             raise _ClientGone() from None
         ctx.body_bytes = len(buf)
@@ -794,7 +813,7 @@ class EmulatorApp:
                           rid: str, ctx: _Ctx) -> Response:
         """``POST {workspace host}/api/v1/models/permissions``: change the workspace's grants."""
         caller = self._authenticate(request, region, ws_id, ctx, admin=True)
-        if not caller.default:
+        if not caller.default and not (caller.manage_grants and caller.id == ws_id):
             raise _Fail("access_denied", MSG_NO_GRANT_RIGHTS)  # the emulator's choice, see MSG_NO_GRANT_RIGHTS
         raw = await self._read_body(request, ctx)
         if not raw:
@@ -845,6 +864,11 @@ class EmulatorApp:
         if not flags.subscribed:
             raise _Fail("not_subscribed")
         if flags.budget_exhausted:
+            raise _Fail("budget")
+
+    def _budget_refusal(self, ws: Workspace, key: str, flags: Flags) -> None:
+        """429 (Budget Management) once the workspace's (or the key's own) estimated spend reached its budget."""
+        if flags.budget is not None and self.state.spent(self.state.scope(ws, key, "budget")) >= flags.budget:
             raise _Fail("budget")
 
     def _model_refusal(self, ws: Workspace, key: str, flags: Flags, plan: ChatPlan) -> int | None:
@@ -910,12 +934,14 @@ class EmulatorApp:
             if status:
                 raise self._fault(status)
         self._account_refusal(flags)
+        self._budget_refusal(ws, key, flags)
         if plan.refusal is not None:
             kind, message, code, param = plan.refusal
             raise _Fail(kind, message, code=code, param=param)
         error_after = self._model_refusal(ws, key, flags, plan)
         reply = plan.reply
         assert reply is not None
+        self.state.note_answer(ws, key, plan.model, reply.input_tokens, reply.output_tokens)
         if flags.tokens_per_minute is not None:
             self.state.note_tokens(self.state.scope(ws, key, "tokens_per_minute"),
                                    getattr(model_info(plan.model), "id", plan.model),
@@ -958,15 +984,71 @@ class EmulatorApp:
         return self._json(200, data, rid)
 
     # -- control -----------------------------------------------------------
+    def _caller(self, request: Request) -> tuple[str, Workspace | None]:
+        """Who calls a control endpoint: ("teacher", None), ("student", their workspace) or ("", None)."""
+        import hmac
+
+        token = request.headers.get("x-qwen-nb-teacher", "").strip()
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        bearer = bearer.strip() if scheme.lower() == "bearer" else ""
+        if self.teacher_token is None:
+            host = request.client.host if request.client else ""
+            return ("teacher", None) if host in LOOPBACK else ("", None)
+        for given in (token, bearer):
+            if given and hmac.compare_digest(given.encode(), self.teacher_token.encode()):
+                return "teacher", None
+        ws = self.state.workspace_for_key(bearer) if bearer else None
+        return ("student", ws) if ws is not None else ("", None)
+
+    def _whoami(self, request: Request) -> Response:
+        """``GET /_emulator/whoami``: the workspace of the key presented (any client; the key is the proof)."""
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        ws = self.state.workspace_for_key(key.strip()) if scheme.lower() == "bearer" else None
+        if ws is None:
+            status, body = wire.error_body("native", "invalid_key", "", str(uuid.uuid4()))
+            return Response(body, status, media_type="application/json")
+        return Response(wire.dumps({
+            "name": ws.name, "id": ws.id, "region": ws.region, "default": ws.default, "keys": [key.strip()],
+            "models": ws.models, "granted_now": self.state.grants(ws), "manage_grants": ws.manage_grants,
+            "classroom": getattr(self.state.config.classroom, "name", None)}), media_type="application/json")
+
     async def control(self, request: Request, path: str) -> Response:
-        """Loopback-only control endpoints for other processes."""
-        host = request.client.host if request.client else ""
-        if host not in LOOPBACK:
-            return Response(b'{"message":"control endpoints are loopback-only"}', 403, media_type="application/json")
+        """Control endpoints: the teacher's (or, without a teacher token, loopback clients'); see "Who may"."""
         name = path[len("/_emulator"):].strip("/")
+        if name == "health" and request.method == "GET":
+            return Response(wire.dumps({"ok": True}), media_type="application/json")
+        if name == "whoami" and request.method == "GET":
+            return self._whoami(request)
+        role, own = self._caller(request)
+        # the list of workspaces is open unless the emulator serves a class; only the teacher (or, without a
+        # token, a loopback client) gets keys of a config file in full (the demo keys are public anyway)
+        public_list = name == "workspaces" and request.method == "GET" and self.state.config.classroom is None
+        if role == "student" and request.method == "GET" and name in ("requests", "usage"):
+            pass  # their own workspace's only (below)
+        elif role != "teacher" and not public_list:
+            if self.teacher_token is None:
+                return Response(b'{"message":"control endpoints are loopback-only"}', 403,
+                                media_type="application/json")
+            if role == "student":
+                return Response(wire.dumps({"message": f"/_emulator/{name} needs the teacher token; a workspace "
+                                            "key may read only its own requests and usage."}), 403,
+                                media_type="application/json")
+            return Response(wire.dumps({"message": "This emulator's control endpoints need the teacher token "
+                                        "(Authorization: Bearer <token> or X-Qwen-Nb-Teacher: <token>)."}), 401,
+                            media_type="application/json", headers={"www-authenticate": "Bearer"})
+        mine = own.id if role == "student" and own is not None else None
         try:
-            if name == "health" and request.method == "GET":
-                return Response(wire.dumps({"ok": True}), media_type="application/json")
+            if name == "usage" and request.method == "GET":
+                return Response(wire.dumps(self.state.usage(mine)), media_type="application/json")
+            if name == "reset" and request.method == "POST" and request.headers.get("content-length", "0") != "0":
+                # {"workspace": "<name or id>"}: only that workspace (its grants, flags, usage and spend)
+                target = _json_object(await request.body()).get("workspace")
+                if target is not None:
+                    if not isinstance(target, str):
+                        raise ValueError("send {\"workspace\": <a workspace's name or id>}")
+                    ws = self.state.config.workspace(target)
+                    self.state.reset_workspace(ws)
+                    return Response(wire.dumps(self.state.usage(ws.id)), media_type="application/json")
             if name == "faults" and request.method == "GET":
                 return Response(wire.dumps(self.state.pacing_dict()), media_type="application/json")
             if name == "faults" and request.method == "POST":
@@ -984,7 +1066,7 @@ class EmulatorApp:
                 # are shown masked unless asked for with ?keys=full (what connect() does, on loopback only)
                 # "models": the configured grants (what a profile knows); "granted_now": after runtime changes;
                 # "flags": how the service treats the workspace's calls now
-                full = request.query_params.get("keys") == "full"
+                full = request.query_params.get("keys") == "full" and role == "teacher"
                 public = _demo_keys()
                 spaces = [{"name": ws.name, "id": ws.id, "region": ws.region, "default": ws.default,
                            "keys": [k if full or k in public else mask_key(k) for k in ws.keys], "models": ws.models,
@@ -1014,9 +1096,10 @@ class EmulatorApp:
                 limit = None if raw_limit == "all" else int(raw_limit)
                 if since < 0 or (limit is not None and limit < 0):
                     raise ValueError("since and limit must be >= 0 (or limit=all)")
-                recs = self.state.requests_since(since, limit)
+                recs = self.state.requests_since(since, limit, workspace=mine) if role == "student" else \
+                    self.state.requests_since(since, limit)
                 return Response(wire.dumps([r.to_dict() for r in recs]), media_type="application/json")
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, InputError) as exc:
             return Response(wire.dumps({"message": str(exc)}), 400, media_type="application/json")
         return Response(wire.dumps({"message": f"unknown control endpoint {request.method} {path}"}), 404,
                         media_type="application/json")
@@ -1074,9 +1157,11 @@ async def _paced(events: list[wire.Event], start: float, ttft: float, tps: float
         raise StreamCut(f"stream cut after {cut} events (injected fault)")
 
 
-def build_app(state: EmulatorState, *, max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
-    """The Starlette app serving ``state`` (its ``EmulatorApp`` is ``app.state.emulator``)."""
-    handler = EmulatorApp(state, max_body_bytes=max_body_bytes)
+def build_app(state: EmulatorState, *, max_body_bytes: int = MAX_BODY_BYTES,
+              teacher_token: str | None = None) -> Starlette:
+    """The Starlette app serving ``state`` (its ``EmulatorApp`` is ``app.state.emulator``); with
+    ``teacher_token`` the control endpoints need it (see the module's "Who may")."""
+    handler = EmulatorApp(state, max_body_bytes=max_body_bytes, teacher_token=teacher_token)
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
     install_log_filter()
     app = Starlette(routes=[Route("/{path:path}", handler.dispatch, methods=methods)])

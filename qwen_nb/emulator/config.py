@@ -40,6 +40,13 @@ TOML format (see ``qwen_nb/data/emulator_default.toml``)::
     fail_models = ["qwen-max"]      # ... only for these models (default: every model)
     fail_times = 2                  # ... only this many times (default: every time)
     error_after = 3                 # ... inside streams, after this many events (default: before the first)
+    budget = 0.50                   # 429 (Budget Management) once the estimated spend passes it (region currency)
+    manage_grants = true            # its own key may change its own grants (a class: each student their own)
+
+    [classroom]                     # written by ``qwen-nb classroom init``; makes the control endpoints,
+    name = "Qwen 101"               # the request log and usage need the teacher token
+    teacher_token = "sk-teacher-..."
+    url = "http://192.168.1.20:8765"  # the address students use (the handout's QWEN_NB_EMULATOR)
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ FLAG_ROWS: dict[str, tuple[str, ...]] = {
     "burst_limit": ("burst_rate",),
     "rate_limit": ("rate_limit",),
     "fail_with": (),
+    "budget": ("budget",),
 }
 BILLS = {"prepaid": "prepaid_overdue", "postpaid": "postpaid_overdue"}
 
@@ -118,6 +126,9 @@ class Flags:
     fail_times: int | None = None
     #: ... streams: after this many events (an error event inside the stream); None: before the first
     error_after: int | None = None
+    #: 429 (Budget Management) once the estimated spend of the workspace (or of a key with its own
+    #: budget) passes this, in the region's currency; None: no budget
+    budget: float | None = None
 
     def validated(self, where: str = "emulator flags") -> Flags:
         """Return self after checking every flag, raising ``InputError`` on nonsense."""
@@ -143,6 +154,9 @@ class Flags:
         if self.fail_with is not None and self.fail_with not in facts.ERRORS:
             raise InputError(f"{where}: fail_with={self.fail_with!r} is not a row of the service's errors.",
                              fix=f"Use one of: {', '.join(facts.ERRORS)}.")
+        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, (int, float))
+                                        or self.budget < 0 or self.budget != self.budget):
+            raise InputError(f"{where}: budget={self.budget!r} must be a non-negative amount (the region's currency).")
         if self.fail_with is None and self.error_after is not None:
             raise InputError(f"{where}: error_after needs fail_with (the error to send inside the stream).")
         return self
@@ -190,6 +204,20 @@ class Workspace:
     flags: Flags = Flags()
     #: key -> flags of that key only (they replace the workspace's flags of the same names)
     key_flags: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    #: its own keys may change its own grants through the permissions API (in a class, each student
+    #: manages their own workspace; otherwise only the region's default-workspace key may)
+    manage_grants: bool = False
+
+
+@dataclass(frozen=True)
+class Classroom:
+    """The ``[classroom]`` table: a class served by one emulator, and the teacher's token."""
+
+    name: str = "class"
+    #: the token of the control endpoints, the request log and usage (``Authorization: Bearer``)
+    teacher_token: str = field(default="", repr=False)
+    #: the address students use (what the handout's ``QWEN_NB_EMULATOR`` says), if known
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +290,8 @@ class EmulatorConfig:
 
     workspaces: tuple[Workspace, ...]
     pacing: Pacing = Pacing()
+    #: set by a ``[classroom]`` table: the emulator serves a class (see ``Classroom``)
+    classroom: Classroom | None = None
 
     def workspace(self, name_or_id: str) -> Workspace:
         """A workspace by profile name or workspace id."""
@@ -322,11 +352,13 @@ def _workspace_from(item: dict[str, Any], source: str, index: int) -> Workspace:
                          "<flags>}} tables).")
     flags = replace(Flags(), **flag_values({n: v for n, v in item.items() if n in FLAG_FIELDS}, where)).validated(
         where)
-    unknown = set(item) - {"name", "id", "region", "keys", "models", "default", *FLAG_FIELDS}
+    unknown = set(item) - {"name", "id", "region", "keys", "models", "default", "manage_grants", *FLAG_FIELDS}
     if unknown:
         raise InputError(f"Unknown setting(s) {', '.join(sorted(unknown))} in {where}.",
-                         fix=f"A [[workspace]] has name, id, region, keys, models, default and the flags "
-                         f"{', '.join(FLAG_FIELDS)}.")
+                         fix=f"A [[workspace]] has name, id, region, keys, models, default, manage_grants and the "
+                         f"flags {', '.join(FLAG_FIELDS)}.")
+    if not isinstance(item.get("manage_grants", False), bool):
+        raise InputError(f"{where}: manage_grants must be true or false.")
     models = item.get("models", "all")
     if models in ("all", "*", None):
         grants = None
@@ -343,15 +375,41 @@ def _workspace_from(item: dict[str, Any], source: str, index: int) -> Workspace:
         default=bool(item.get("default", False)),
         flags=flags,
         key_flags=key_flags,
+        manage_grants=bool(item.get("manage_grants", False)),
     )
+
+
+def new_token() -> str:
+    """A fresh teacher token: key-shaped (``sk-teacher-`` + 32 hex digits), so every scrubber masks it."""
+    import secrets
+
+    return "sk-teacher-" + secrets.token_hex(16)
+
+
+def _classroom_from(table: Any, source: str) -> Classroom:
+    if not isinstance(table, dict):
+        raise InputError(f"[classroom] of {source} must be a table.")
+    unknown = set(table) - {"name", "teacher_token", "url"}
+    if unknown:
+        raise InputError(f"Unknown setting(s) {', '.join(sorted(unknown))} in [classroom] of {source}.",
+                         fix="[classroom] has name, teacher_token and url.")
+    token = table.get("teacher_token")
+    if not isinstance(token, str) or len(token) < 16:
+        raise InputError(f"[classroom] of {source} needs a teacher_token of at least 16 characters.",
+                         fix="Write the file with `qwen-nb classroom init`, which makes one.")
+    url = table.get("url")
+    if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+        raise InputError(f"[classroom] url of {source} must be an http(s) URL, got {url!r}.")
+    return Classroom(name=str(table.get("name", "class")), teacher_token=token, url=url)
 
 
 def parse_config(data: dict[str, Any], source: str = "emulator config") -> EmulatorConfig:
     """Build an ``EmulatorConfig`` from an already-parsed TOML document."""
-    unknown = set(data) - {"emulator", "workspace"}
+    unknown = set(data) - {"emulator", "workspace", "classroom"}
     if unknown:
         raise InputError(f"Unknown table(s) {', '.join(sorted(unknown))} in {source}.",
-                         fix="Use [emulator] and [[workspace]].")
+                         fix="Use [emulator], [[workspace]] and [classroom].")
+    classroom = _classroom_from(data["classroom"], source) if "classroom" in data else None
     pacing = _pacing_from(data.get("emulator", {}), source)
     items = data.get("workspace", [])
     if not isinstance(items, list) or not items:
@@ -368,7 +426,7 @@ def parse_config(data: dict[str, Any], source: str = "emulator config") -> Emula
             if key in seen_keys:
                 raise InputError(f"Workspaces {seen_keys[key]!r} and {ws.name!r} share a key in {source}.")
             seen_keys[key] = ws.name
-    return EmulatorConfig(workspaces=workspaces, pacing=pacing)
+    return EmulatorConfig(workspaces=workspaces, pacing=pacing, classroom=classroom)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> EmulatorConfig:
@@ -435,27 +493,67 @@ def default_profiles(root_url: str) -> dict:
     return profiles_for(default_config(), root_url)
 
 
-def running_profiles(root_url: str, timeout: float = 2.0) -> dict:
-    """The profiles of the emulator running at ``root_url``, asked from its ``/_emulator/workspaces``.
+def _workspace_from_reply(w: dict[str, Any]) -> Workspace:
+    return Workspace(name=w["name"], id=w["id"], region=w["region"], keys=tuple(w.get("keys") or ()),
+                     models=None if w.get("models") is None else tuple(w["models"]), default=bool(w.get("default")))
 
-    So notebooks pointed at an emulator started with its own ``--config`` get that config's
-    workspaces; an emulator that does not answer gives the built-in demo profiles.
+
+def running_profiles(root_url: str, key: str | None = None, timeout: float = 5.0) -> dict:
+    """The profiles of the emulator running at ``root_url``.
+
+    With ``key`` (a student's key from a class handout, ``QWEN_NB_EMULATOR_KEY``): the one workspace
+    that key belongs to, asked from ``GET /_emulator/whoami`` with the key itself, which works from
+    any machine. Without: every workspace, from ``/_emulator/workspaces`` (answered to clients on
+    the emulator's own machine, or to anyone when the emulator holds only public demo keys).
+    An emulator that does not answer, or refuses, raises a ``QwenNbError`` saying what to set:
+    a notebook never falls back to profiles that are not that emulator's.
     """
     import json
+    import urllib.error
     import urllib.request
 
+    from qwen_nb._secrets import mask_key
+    from qwen_nb.errors import ConfigError, NetworkError
+
+    root = root_url.rstrip("/")
+    path = "/_emulator/whoami" if key else "/_emulator/workspaces?keys=full"
+    req = urllib.request.Request(root + path, headers={"Authorization": f"Bearer {key}"} if key else {})
     try:
         # ?keys=full: the keys themselves (the endpoint shows keys from a config file masked otherwise)
-        with urllib.request.urlopen(root_url.rstrip("/") + "/_emulator/workspaces?keys=full",
-                                    timeout=timeout) as resp:
-            spaces = json.loads(resp.read())
-        workspaces = tuple(
-            Workspace(name=w["name"], id=w["id"], region=w["region"], keys=tuple(w.get("keys") or ()),
-                      models=None if w.get("models") is None else tuple(w["models"]), default=bool(w.get("default")))
-            for w in spaces
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return default_profiles(root_url)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            reply = json.loads(resp.read())
+        spaces = [reply] if key else reply
+        workspaces = tuple(_workspace_from_reply(w) for w in spaces)
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        exc.close()
+        if key and status in (401, 403):
+            raise ConfigError(f"The emulator at {root} does not know the key {mask_key(key)} "
+                              "(QWEN_NB_EMULATOR_KEY).",
+                              fix="Copy QWEN_NB_EMULATOR_KEY from your handout again, or ask your teacher whether "
+                              "the emulator runs with the class's file.") from None
+        if status in (401, 403):
+            raise ConfigError(f"The emulator at {root} serves a class (or another machine): it does not hand out "
+                              "its workspaces' keys.",
+                              fix="Set QWEN_NB_EMULATOR_KEY to the key from your handout (in .env or the "
+                              "environment), next to QWEN_NB_EMULATOR.") from None
+        raise ConfigError(f"The emulator at {root} answered HTTP {status} to {path.split('?')[0]}.",
+                          fix="Check QWEN_NB_EMULATOR: it must be the emulator's root URL, e.g. "
+                          "http://127.0.0.1:8765 (an older emulator may not know this request).") from None
+    except OSError as exc:
+        raise NetworkError(f"The emulator at {root} (QWEN_NB_EMULATOR) does not answer: "
+                           f"{getattr(exc, 'reason', None) or exc}.",
+                           fix="Start it (`qwen-nb emulator`), check the address and port, or unset "
+                           "QWEN_NB_EMULATOR to start one in this process.") from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"The service at {root} does not answer like a qwen-nb emulator.",
+                          fix="Check QWEN_NB_EMULATOR: it must be the emulator's root URL.") from None
+    if not workspaces:
+        raise ConfigError(f"The emulator at {root} lists no workspace.")
+    if any("…" in k for ws in workspaces for k in ws.keys):  # keys of a config file, shown masked to this client
+        raise ConfigError(f"The emulator at {root} runs with its own config and shows its keys only to its own "
+                          "machine.", fix="Set QWEN_NB_EMULATOR_KEY to your key on that emulator (in .env or the "
+                          "environment), next to QWEN_NB_EMULATOR.")
     return profiles_for(replace(default_config(), workspaces=workspaces), root_url)
 
 
@@ -468,6 +566,7 @@ def demo_keys(config: EmulatorConfig | None = None) -> frozenset[str]:
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "REGIONS",
+    "Classroom",
     "EmulatorConfig",
     "Flags",
     "Pacing",
@@ -476,6 +575,7 @@ __all__ = [
     "default_profiles",
     "demo_keys",
     "load_config",
+    "new_token",
     "parse_config",
     "profiles_for",
     "running_profiles",

@@ -25,3 +25,48 @@ def emulator_regions(root: str) -> RegionTable:
         )
         for rid, r in REGIONS.items()
     )
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, "localhost")."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def lan_address() -> str | None:
+    """This machine's address on its local network (the one other machines reach it at), or None.
+
+    Asks the routing table which source address a packet to another network would leave from
+    (a UDP socket's ``connect`` sends nothing), then falls back to the host name's addresses.
+    """
+    import ipaddress
+    import socket
+
+    def usable(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return not (ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_multicast)
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.254.254.254", 9))  # no packet is sent: only the route is looked up
+            addr = s.getsockname()[0]
+        if usable(addr):
+            return addr
+    except OSError:
+        pass
+    try:
+        for addr in socket.gethostbyname_ex(socket.gethostname())[2]:
+            if usable(addr):
+                return addr
+    except OSError:
+        pass
+    return None

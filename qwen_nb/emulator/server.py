@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 from qwen_nb._regions import Region, get_region
-from qwen_nb.emulator.config import EmulatorConfig, Flags, Pacing, profiles_for, resolve_config
-from qwen_nb.emulator.hosts import emulator_regions
+from qwen_nb.emulator.config import EmulatorConfig, Flags, Pacing, new_token, profiles_for, resolve_config
+from qwen_nb.emulator.hosts import emulator_regions, is_loopback, lan_address
 from qwen_nb.emulator.state import EmulatorState, RecordedRequest
 from qwen_nb.errors import InputError
 
@@ -88,10 +88,16 @@ class Emulator:
     sentences long; ``reply_tokens=N`` (or ``set_faults(reply_tokens=N)``) makes text answers
     at least N tokens long, still deterministic and capped by ``max_tokens``.
 
-    Guards: request bodies over ``max_body_bytes`` (default 64 MiB) are refused with 400
-    InvalidParameter; a client that takes over ``client_timeout`` seconds to send its headers, or
-    pauses that long inside a body, is disconnected; beyond ``max_connections`` open connections
-    requests are answered 503.
+    Guards: request bodies over ``max_body_bytes`` (default: the service's 6 MiB) are refused with
+    the service's 400 ("Exceeded limit on max bytes to request body"); a client that takes over
+    ``client_timeout`` seconds to send its headers, or pauses that long inside a body, is disconnected;
+    beyond ``max_connections`` open connections requests are answered 503.
+
+    A class: a config with a ``[classroom]`` table (``qwen-nb classroom init``) gives the control
+    endpoints, the request log and usage a teacher token (``teacher_token`` here overrides it); an
+    emulator listening on a non-loopback ``host`` makes one up when it has none (``emu.teacher_token``).
+    With a token, only the token opens them (see ``qwen_nb.emulator.app``); ``emu.usage()`` is each
+    workspace's calls, errors, tokens and estimated spend.
     """
 
     def __init__(
@@ -109,6 +115,7 @@ class Emulator:
         max_body_bytes: int | None = None,
         client_timeout: float = CLIENT_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        teacher_token: str | None = None,
     ) -> None:
         cfg = resolve_config(config).with_pacing(
             ttft=ttft, tokens_per_second=tokens_per_second or None, latency=latency,
@@ -131,6 +138,15 @@ class Emulator:
             raise InputError(f"Emulator host must be an address string, got {host!r}.", fix='E.g. host="127.0.0.1".')
         self.host = host
         self._port = port
+        classroom_token = cfg.classroom.teacher_token if cfg.classroom is not None else None
+        if teacher_token is not None and (not isinstance(teacher_token, str) or len(teacher_token) < 16):
+            raise InputError("teacher_token must be a string of at least 16 characters.",
+                             fix="Leave it out to use the classroom file's, or make one with "
+                             "qwen_nb.emulator.config.new_token().")
+        token = teacher_token or classroom_token
+        if token is None and not is_loopback(host):
+            token = new_token()  # other machines reach it: its control endpoints need a token
+        self._teacher_token = token
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -180,7 +196,8 @@ class Emulator:
         sock.setblocking(False)
         self._sock = sock
         self._bound_port = sock.getsockname()[1]
-        app = build_app(self.state, max_body_bytes=self.max_body_bytes or MAX_BODY_BYTES)
+        app = build_app(self.state, max_body_bytes=self.max_body_bytes or MAX_BODY_BYTES,
+                        teacher_token=self._teacher_token)
         self._handler = app.state.emulator
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
@@ -232,7 +249,23 @@ class Emulator:
 
     def __repr__(self) -> str:
         where = self.url if self.running else "not running"
-        return f"<Emulator {where}, {len(self.config.workspaces)} workspaces>"
+        cls = f", class {self.config.classroom.name!r}" if self.config.classroom is not None else ""
+        return f"<Emulator {where}, {len(self.config.workspaces)} workspaces{cls}>"
+
+    @property
+    def teacher_token(self) -> str | None:
+        """The token the control endpoints need (None: they answer loopback clients only)."""
+        return self._teacher_token
+
+    @property
+    def lan_url(self) -> str:
+        """The root URL other machines use: for a wildcard host (0.0.0.0, ::) this machine's network
+        address (``hosts.lan_address()``), never the wildcard; else ``url``."""
+        if self.host in ("0.0.0.0", "::", ""):
+            addr = lan_address()
+            if addr is not None:
+                return f"http://{addr}:{self.port}"
+        return self.url
 
     # -- addresses ---------------------------------------------------------------
     def regions(self) -> dict[str, Region]:
@@ -310,6 +343,15 @@ class Emulator:
         """Pacing, faults and workspace flags back to the configured defaults, counters and grants restored,
         log cleared."""
         self.state.reset()
+
+    def reset_workspace(self, workspace: str) -> None:
+        """One workspace (by name or id) back to its configured grants and flags, its usage and spend zeroed."""
+        self.state.reset_workspace(self.config.workspace(workspace))
+
+    def usage(self, workspace: str | None = None) -> dict[str, dict[str, Any]]:
+        """Per workspace (by name; ``workspace``: only that one): ``calls``, ``errors``, ``input_tokens``,
+        ``output_tokens``, estimated ``cost``, ``budget``, ``by_status`` and ``granted_now``, since the last reset."""
+        return self.state.usage(self.config.workspace(workspace).id if workspace else None)
 
     def grant(self, workspace: str, models: list[str] | tuple[str, ...] | None) -> None:
         """Set a workspace's granted models (None: all) until ``reset()``."""

@@ -168,8 +168,33 @@ class Counters:
         }
 
 
+@dataclass
+class Usage:
+    """What one workspace did since the last reset: its calls, errors, tokens and estimated spend."""
+
+    calls: int = 0
+    #: answers with a status of 400 or more (refusals, faults, clients gone)
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: estimated with qwen-nb's price table, in the region's currency (unknown prices count 0)
+    cost: float = 0.0
+    by_status: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values."""
+        return {"calls": self.calls, "errors": self.errors, "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens, "cost": round(self.cost, 6),
+                "by_status": {str(k): v for k, v in sorted(self.by_status.items())}}
+
+
 class EmulatorState:
-    """Everything an emulator knows and can change at runtime."""
+    """Everything an emulator knows and can change at runtime.
+
+    Everything a call can change belongs to one workspace (or one key): grants, flags, rate and
+    token windows, usage and budget spend are kept per workspace id (or key), so one workspace's
+    changes never reach another's. Pacing and injected faults are the whole emulator's.
+    """
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
@@ -190,6 +215,9 @@ class EmulatorState:
         self._with_body: deque[RecordedRequest] = deque()
         self._seq = 0
         self._counters = Counters()
+        #: workspace id -> what it did; budget scope ("ws:<id>" or "key:<key>") -> estimated spend
+        self._usage: dict[str, Usage] = {}
+        self._spent: dict[str, float] = {}
         self._fault_rng = random.Random(0)
         #: how late each streamed write left the emulator compared with its pacing (seconds)
         self.lateness: deque[float] = deque(maxlen=200_000)
@@ -214,9 +242,29 @@ class EmulatorState:
             self._with_body.clear()
             self._seq = 0
             self._counters = Counters()
+            self._usage = {}
+            self._spent = {}
             self._fault_rng = random.Random(0)
             self.lateness.clear()
             self.loop_lag_max, self.loop_stalls = 0.0, 0
+
+    def reset_workspace(self, ws: Workspace) -> None:
+        """One workspace back to its configured grants and flags (its keys' too), usage and spend zeroed."""
+        with self._lock:
+            self._grants[ws.id] = ws.models
+            self._flags[ws.id] = ws.flags
+            for key in ws.keys:
+                self._key_flags.pop(key, None)
+                self._hits.pop(key, None)
+                self._spent.pop(f"key:{key}", None)
+                self._failed.pop(f"key:{key}", None)
+            self._key_flags.update({k: dict(v) for k, v in ws.key_flags.items()})
+            scopes = {f"ws:{ws.id}", *(f"key:{k}" for k in ws.keys)}
+            for k in [k for k in self._windows if k[1] in scopes]:
+                del self._windows[k]
+            self._failed.pop(f"ws:{ws.id}", None)
+            self._spent.pop(f"ws:{ws.id}", None)
+            self._usage.pop(ws.id, None)
 
     def set_faults(self, **changes: Any) -> Pacing:
         """Change pacing/fault fields (see ``Pacing``); returns the new settings."""
@@ -419,6 +467,46 @@ class EmulatorState:
             self._grants[ws.id] = new
             return new
 
+    # -- usage and budgets ------------------------------------------------
+    def spent(self, scope: str) -> float:
+        """Estimated spend of a budget scope ("ws:<id>" or "key:<key>") since the last reset."""
+        with self._lock:
+            return self._spent.get(scope, 0.0)
+
+    def note_answer(self, ws: Workspace, key: str, model: str, input_tokens: int, output_tokens: int) -> None:
+        """Count an answered call's tokens and estimated cost for its workspace (and a key with its own budget)."""
+        from qwen_nb.prices import estimate
+
+        try:
+            cost = estimate(model, ws.region, input_tokens, output_tokens)[0] or 0.0
+        except Exception:  # a price table that cannot price it: tokens still count
+            cost = 0.0
+        with self._lock:
+            use = self._usage.setdefault(ws.id, Usage())
+            use.input_tokens += input_tokens
+            use.output_tokens += output_tokens
+            use.cost += cost
+            self._spent[f"ws:{ws.id}"] = self._spent.get(f"ws:{ws.id}", 0.0) + cost
+            if "budget" in self._key_flags.get(key, {}):
+                self._spent[f"key:{key}"] = self._spent.get(f"key:{key}", 0.0) + cost
+
+    def usage(self, ws_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Per workspace (by name): calls, errors, tokens, estimated cost, budget and grants now.
+
+        ``ws_id``: only that workspace.
+        """
+        out = {}
+        for ws in self.config.workspaces:
+            if ws_id is not None and ws.id != ws_id:
+                continue
+            with self._lock:
+                use = self._usage.get(ws.id, Usage()).as_dict()
+                budget = self._flags.get(ws.id, ws.flags).budget
+                grants = self._grants.get(ws.id, ws.models)
+            out[ws.name] = {"workspace": ws.id, "region": ws.region, **use, "budget": budget,
+                            "granted_now": None if grants is None else list(grants)}
+        return out
+
     def stats(self) -> dict[str, Any]:
         """How punctual the emulator has been since the last reset, in ms: lateness of streamed
         writes, and the worst stall of its event loop (``loop_stalls_over_100ms`` counts them)."""
@@ -450,6 +538,11 @@ class EmulatorState:
             rec.seq = self._seq
             self._requests.append(rec)
             self._counters.add(rec, chat)
+            if rec.authenticated and rec.workspace is not None:
+                use = self._usage.setdefault(rec.workspace, Usage())
+                use.calls += 1
+                use.errors += rec.status >= 400
+                use.by_status[rec.status] += 1
             if rec.body is not None or rec.headers:
                 self._with_body.append(rec)
                 while len(self._with_body) > KEEP_BODIES:
@@ -462,12 +555,16 @@ class EmulatorState:
         with self._lock:
             return list(self._requests)
 
-    def requests_since(self, seq: int = 0, limit: int | None = None) -> list[RecordedRequest]:
-        """Logged requests with ``seq`` above ``seq``, oldest first; ``limit`` keeps the newest ones."""
+    def requests_since(self, seq: int = 0, limit: int | None = None,
+                       workspace: str | None = None) -> list[RecordedRequest]:
+        """Logged requests with ``seq`` above ``seq``, oldest first; ``limit`` keeps the newest ones;
+        ``workspace`` (an id): only the authenticated requests of that workspace."""
         with self._lock:
             first = self._requests[0].seq if self._requests else 0
             skip = max(0, seq - first + 1)
             out = list(itertools.islice(self._requests, skip, None))
+        if workspace is not None:
+            out = [r for r in out if r.authenticated and r.workspace == workspace]
         if limit is not None:
             out = out[-limit:] if limit > 0 else []
         return out
