@@ -20,9 +20,10 @@ Costs are summed per currency (USD and CNY are never added together); calls
 whose price is unknown are counted apart, never priced at zero.
 
 Modules: ``_store`` (``Ledger``, ``CallRecord``), ``_schema`` (migrations),
-``_paths`` (where the file is), ``_batches`` (batch jobs, kept so they outlive the kernel), ``_report`` and ``_rows`` (``UsageReport``,
-``UsageRow``), ``_render`` (text, HTML, CSV, pandas), ``_budget`` (budget
-warnings), ``_cli`` (``qwen-nb usage``).
+``_paths`` (where the file is), ``_batches`` (batch jobs, kept so they outlive
+the kernel), ``_report`` and ``_rows`` (``UsageReport``, ``UsageRow``),
+``_render`` (text, HTML, CSV, pandas), ``_budget`` (budget warnings), ``_cli``
+(``qwen-nb usage``).
 """
 
 from __future__ import annotations
