@@ -569,6 +569,7 @@ class EmulatorApp:
         self._big = asyncio.Semaphore(BIG_BODIES_AT_ONCE)
         self._watch: Any = None
         self._batches: Any = None
+        self._batch_plans: dict[Any, ChatPlan] = {}
 
     def close(self) -> None:
         """Release the worker process."""
@@ -982,10 +983,16 @@ class EmulatorApp:
         if body.get("stream"):
             return False, wire.error_body("compatible", "invalid_parameter", "A batch line cannot stream.", rid,
                                           param="stream")[1]
-        job = ChatJob(raw=wire.dumps(body), protocol="compatible", sub=COMPAT_CHAT, region=region, sse=False,
-                      grants=self.state.grants(ws) if ws is not None else None,
-                      reply_tokens=self.state.pacing.reply_tokens, keep_body=False)
-        plan = prepare_chat(job)
+        grants = self.state.grants(ws) if ws is not None else None
+        raw = wire.dumps(body)
+        key = (region, grants, self.state.pacing.reply_tokens, raw)
+        plan = self._batch_plans.get(key)  # the same body gets the same (deterministic) answer: made once
+        if plan is None:
+            plan = prepare_chat(ChatJob(raw=raw, protocol="compatible", sub=COMPAT_CHAT, region=region, sse=False,
+                                        grants=grants, reply_tokens=self.state.pacing.reply_tokens, keep_body=False))
+            if len(self._batch_plans) >= 10_000:
+                self._batch_plans.clear()
+            self._batch_plans[key] = plan
         if plan.refusal is not None:
             kind, message, code, param = plan.refusal
             return False, wire.error_body("compatible", kind, message or wire.error_message("compatible", kind), rid,

@@ -147,7 +147,7 @@ class BatchStore:
             raise BatchRefusal("invalid_parameter", "metadata must be an object.", "metadata")
         f = self.get_file(workspace, input_file_id)
         p = self._pacing()
-        job = Job(f"batch_{uuid.uuid4()}", workspace, region, f.id, endpoint, window, hours, int(time.time()),
+        job = Job(f"batch_{uuid.uuid4()}", workspace, region, f.id, str(endpoint), str(window), hours, int(time.time()),
                   time.monotonic(), float(p.batch_speed), float(p.batch_hours), 0, metadata)
         lines, errors = self._validate(f.data, endpoint, region)
         if endpoint == facts.BATCH_TEST_URL and not errors:
