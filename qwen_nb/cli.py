@@ -11,6 +11,7 @@ COMMANDS = {
     "usage": ("qwen_nb.ledger", "cli_main", "usage and cost per workspace, model or day"),
     "check-notebooks": ("qwen_nb.notebooks", "cli_main", "find (and --fix) API keys saved in .ipynb files"),
     "where": ("qwen_nb.cli", "where_main", "say where notebooks run from a folder: the real service or the emulator"),
+    "batch": ("qwen_nb._batch._cli", "main", "the Batch API: submit FILE, status/wait/fetch/cancel ID, list"),
 }
 
 #: exit status of ``qwen-nb where`` when no key is configured (notebooks use the local emulator)
