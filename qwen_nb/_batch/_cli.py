@@ -64,7 +64,7 @@ def read_items(path: str) -> list[Any]:
                                  fix='Each line is a JSON string ("..."), or {"prompt": ...} / {"messages": [...]}.'
                                  ) from None
             if isinstance(obj, dict):
-                body = obj.get("body") if isinstance(obj.get("body"), dict) else obj
+                body: dict[str, Any] = obj["body"] if isinstance(obj.get("body"), dict) else obj
                 obj = body.get("messages") or body.get("prompt") or obj
             items.append(obj)
     return items

@@ -38,8 +38,10 @@ from qwen_nb.ledger import (
     update_batch_job,
 )
 from qwen_nb.normalize import from_openai
+from qwen_nb.normalize import usage as usage_of
+from qwen_nb.prices import estimate
 from qwen_nb.requests import ChatRequest, check_model
-from qwen_nb.results import ChatResult
+from qwen_nb.results import ChatResult, Usage
 
 if TYPE_CHECKING:
     from qwen_nb.session import Session
@@ -210,6 +212,7 @@ class BatchJob:
         self._frame = frame
         self._index: _Index | None = None
         self._calls: dict[str, Call] = {}
+        self._costs: dict[tuple[Any, ...], tuple[float | None, str | None]] = {}
 
     # -- finding jobs -----------------------------------------------------------
     @classmethod
@@ -547,8 +550,8 @@ def _parse(job: BatchJob, rec: BatchJobRecord, row: int, raw: bytes | None) -> I
         comp.raw = None
         result = job.session.pipeline.result(call, comp, 0.0, 1)
         result.request_id = response.get("request_id") or comp.request_id
-        if result.cost is not None:
-            result.cost *= facts.BATCH_PRICE_FACTOR
+        result.cost, currency = _batch_cost(job, rec, result.usage)
+        result.currency = currency or result.currency
         if rec.dry_run:
             result.cost = None
         return result
@@ -565,17 +568,36 @@ def _parse(job: BatchJob, rec: BatchJobRecord, row: int, raw: bytes | None) -> I
     return detach(err)
 
 
+def _batch_cost(job: BatchJob, rec: BatchJobRecord, u: Usage) -> tuple[float | None, str | None]:
+    """A line's cost at the batch price (the real-time estimate, halved), remembered per token counts."""
+    key = (rec.model, rec.region, u.input_tokens, u.output_tokens, u.reasoning_tokens)
+    found = job._costs.get(key)
+    if found is None:
+        try:
+            cost, currency = estimate(*key)
+        except Exception:  # a price problem must not lose the usage
+            cost, currency = None, None
+        found = job._costs[key] = (None if cost is None else cost * facts.BATCH_PRICE_FACTOR, currency)
+    return found
+
+
 def _call_record(job: BatchJob, rec: BatchJobRecord, row: int, raw: bytes | None, stamp: float) -> CallRecord:
-    item = _parse(job, rec, row, raw) if raw is not None else None
     call_id = f"batch:{rec.id}:{row + job._index.base if job._index else row}"
-    if isinstance(item, ChatResult):
-        u = item.usage
-        return CallRecord(time=stamp, profile=rec.profile, workspace=rec.workspace, region=rec.region, api="openai",
-                          model=rec.model, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-                          reasoning_tokens=u.reasoning_tokens, latency=0.0, request_id=item.request_id, status="ok",
-                          error_code=None, attempts=1, cost=item.cost,
-                          currency=item.currency if item.cost is not None else None, call_id=call_id,
-                          batch_id=rec.id)
+    if raw is not None:  # an answered line: its usage read straight from the line (no ChatResult needed)
+        line = json.loads(raw)
+        response = line.get("response") if isinstance(line.get("response"), dict) else {}
+        body = response.get("body")
+        if response.get("status_code") == 200 and isinstance(body, dict) and not line.get("error"):
+            u = usage_of(body.get("usage")) or Usage()
+            cost, currency = _batch_cost(job, rec, u)
+            return CallRecord(time=stamp, profile=rec.profile, workspace=rec.workspace, region=rec.region,
+                              api="openai", model=rec.model, input_tokens=u.input_tokens,
+                              output_tokens=u.output_tokens, reasoning_tokens=u.reasoning_tokens, latency=0.0,
+                              request_id=response.get("request_id"), status="ok", error_code=None, attempts=1,
+                              cost=cost, currency=currency if cost is not None else None, call_id=call_id,
+                              batch_id=rec.id)
+    parsed = _parse(job, rec, row, raw) if raw is not None else None
+    item = parsed if isinstance(parsed, QwenNbError) else None
     return CallRecord(time=stamp, profile=rec.profile, workspace=rec.workspace, region=rec.region, api="openai",
                       model=rec.model, input_tokens=0, output_tokens=0, reasoning_tokens=0, latency=0.0,
                       request_id=item.request_id if item is not None else None,

@@ -13,7 +13,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from qwen_nb import facts
@@ -124,14 +124,18 @@ def build(items: Any, *, model: str, system: str | None, template: str | None, d
     out: Any = None
     part: Part | None = None
     sending = True
-    stream_only_seen = False
+    first: Any = None
     try:
         for i, item in enumerate(rows(items, template)):
             try:
-                req = build_request(item, model=model, system=system, **params)
+                if first is None:  # the parameters are the same on every line: checked once, with the first row
+                    req = first = build_request(item, model=model, system=system, **params)
+                else:  # every row's prompt (or messages, images) checked the way chat() checks them
+                    req = build_request(item, model=model, system=system)
+                    req = replace(req, params=first.params, thinking=first.thinking, stream_only=first.stream_only)
             except InputError as bad:
                 raise InputError(f"Row {i}: {bad.message}", fix=bad.fix) from None
-            if req.stream_only and not stream_only_seen:
+            if req.stream_only:
                 raise InputError(f"Row {i}: {model!r} answers only in a stream with thinking on, and batch lines do "
                                  "not stream.", fix="Pass enable_thinking=False, or use a model batch serves.")
             built.total += 1
