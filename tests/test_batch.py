@@ -316,7 +316,17 @@ def test_a_job_is_resumed_by_id_in_a_new_process_after_the_first_was_killed(emu,
         assert out["texts"] == [s.chat(f"survive {i}", model="qwen-plus").text for i in (0, 123, 199)]
 
 
-def test_errors_of_the_service_are_guided(fast, session):
-    with pytest.raises(QwenNbError) as info:
+def test_an_unknown_job_is_named_with_where_it_was_looked_for(fast, session):
+    with pytest.raises(QwenNbError, match="Batch 'batch_does_not_exist' was not found") as info:
         q.BatchJob.attach("batch_does_not_exist", session=session)
-    assert info.value.status == 404 and "sk-" not in str(info.value).replace("sk-…", "")
+    assert info.value.status == 404 and "q.batch_jobs()" in str(info.value)
+    assert fast.key() not in str(info.value) and info.value.__cause__ is None
+
+
+def test_a_job_past_its_window_expires_with_the_lines_done(emu, session):
+    emu.set_faults(batch_speed=FAST, batch_hours=48.0)  # a 48-hour job in a 24-hour window
+    job = q.batch([f"slow {i}" for i in range(40)], model="qwen-plus", session=session)
+    results = job.results(progress=False)
+    assert job.status == "expired"
+    done = sum(isinstance(r, ChatResult) for r in results)
+    assert 0 < done < 40 and "expired before its line was run" in results[39].message

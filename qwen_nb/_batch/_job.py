@@ -29,7 +29,7 @@ from qwen_nb import facts
 from qwen_nb._batch._lines import build, is_frame
 from qwen_nb._guidance import ServiceFailure, guided_error
 from qwen_nb._pipeline import Call, base_url_for, detach
-from qwen_nb.errors import CancelledCallError, InputError, QwenNbError
+from qwen_nb.errors import CancelledCallError, InputError, QwenNbError, ServiceError
 from qwen_nb.ledger import (
     BatchJobRecord,
     CallRecord,
@@ -104,11 +104,27 @@ class _Api:
 
     def retrieve(self, batch_id: str) -> Any:
         """``GET /batches/{id}``."""
-        return self.run(lambda c: c.batches.retrieve(batch_id))
+        return self._about(batch_id, lambda c: c.batches.retrieve(batch_id))
 
     def cancel(self, batch_id: str) -> Any:
         """``POST /batches/{id}/cancel``."""
-        return self.run(lambda c: c.batches.cancel(batch_id))
+        return self._about(batch_id, lambda c: c.batches.cancel(batch_id))
+
+    def _about(self, batch_id: str, fn: Callable[[Any], Any]) -> Any:
+        """A call about one job: a 404 says which job was not found, and where (not which model)."""
+        try:
+            return self.run(fn)
+        except QwenNbError as err:
+            if err.status != 404:
+                raise
+            failed = err
+        where = f"{self.region.label} [{self.region.id}]"
+        raise detach(ServiceError(
+            f"Batch {batch_id!r} was not found for profile {self.profile.name!r} ({self.profile.masked_key}) in "
+            f"{where}.", fix="Check the id (q.batch_jobs() lists the jobs in this ledger). A job is seen only by keys "
+            f"of the workspace that created it, in its region, for {facts.BATCH_QUERY_DAYS} days.",
+            status=404, code=failed.code, request_id=failed.request_id, profile=self.profile.name,
+            region=self.region.id, api="openai", raw=failed.raw)) from None
 
     def download(self, file_id: str, path: str) -> None:
         """``GET /files/{id}/content`` into ``path``, a piece at a time."""
