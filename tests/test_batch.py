@@ -175,6 +175,11 @@ def test_thinking_is_set_on_every_line_of_a_hybrid_model(fast, session):
     assert [json.loads(x)["body"]["enable_thinking"] for x in lines] == [False, False]
 
 
+def test_beijing_serves_a_model_that_only_thinks(fast, session):
+    (r,) = q.batch(["Is 7 prime?"], model="qwq-plus", profile="beijing", session=session).results(progress=False)
+    assert isinstance(r, ChatResult) and r.reasoning and r.text and r.region == "cn-beijing"
+
+
 def test_inputs_past_the_file_limit_become_jobs_that_act_as_one(fast, session, monkeypatch):
     monkeypatch.setattr(facts, "BATCH_LIMITS", facts.BatchLimits(lines=40, file_bytes=10**6, line_bytes=10**5))
     prompts = [f"split {i}" for i in range(100)]

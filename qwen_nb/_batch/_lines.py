@@ -135,9 +135,6 @@ def build(items: Any, *, model: str, system: str | None, template: str | None, d
                     req = replace(req, params=first.params, thinking=first.thinking, stream_only=first.stream_only)
             except InputError as bad:
                 raise InputError(f"Row {i}: {bad.message}", fix=bad.fix) from None
-            if req.stream_only:
-                raise InputError(f"Row {i}: {model!r} answers only in a stream with thinking on, and batch lines do "
-                                 "not stream.", fix="Pass enable_thinking=False, or use a model batch serves.")
             built.total += 1
             if not sending:
                 built.unsent += 1

@@ -984,6 +984,11 @@ class EmulatorApp:
             return False, wire.error_body("compatible", "invalid_parameter", "A batch line cannot stream.", rid,
                                           param="stream")[1]
         grants = self.state.grants(ws) if ws is not None else None
+        info = model_info(str(body.get("model")))
+        if info is not None and info.stream_only_thinking:
+            # the service streams such a line for itself (a model that thinks only in streams is on the batch
+            # list): the answer is prepared as for a stream and written whole
+            body = {**body, "stream": True}
         raw = wire.dumps(body)
         key = (region, grants, self.state.pacing.reply_tokens, raw)
         plan = self._batch_plans.get(key)  # the same body gets the same (deterministic) answer: made once
