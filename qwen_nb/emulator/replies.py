@@ -81,10 +81,6 @@ class QwenTokenizer:
         """Text of token ids (invalid UTF-8 shows as U+FFFD)."""
         return self._enc.decode(ids, errors="replace")
 
-    def token_bytes(self, ids: list[int]) -> list[bytes]:
-        """The bytes of each token id, in one call."""
-        return self._enc.decode_tokens_bytes(ids)
-
 
 def _vocab_file() -> Path | None:
     spec = importlib.util.find_spec("dashscope")
@@ -149,22 +145,6 @@ def token_pieces(text: str) -> list[str]:
     tok = get_tokenizer()
     ids = tok.encode(text)
     pieces: list[str] = []
-    if hasattr(tok, "token_bytes"):  # the bytes of every token at once: no decode call per token
-        buf, held = b"", 0
-        for b in tok.token_bytes(ids):
-            buf += b
-            held += 1
-            try:
-                piece = buf.decode("utf-8")
-            except UnicodeDecodeError:  # a token ending inside a character: merged with the next one
-                if held < 8:
-                    continue
-                piece = buf.decode("utf-8", "replace")
-            pieces.append(piece)
-            buf, held = b"", 0
-        if buf:
-            pieces.append(buf.decode("utf-8", "replace"))
-        return pieces if "".join(pieces) == text else [text]
     pending: list[Any] = []
     for i in ids:
         pending.append(i)
