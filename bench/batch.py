@@ -6,6 +6,8 @@
 For each API: the same 64 prompts through a sequential ``chat()`` loop and through
 ``chat_many(concurrency=16)``; the speed-up is sequential time / batch time. The ideal is 16x
 (64 calls of 200 ms in 4 waves); target >= 12x. Bounded: about 15 s per API.
+
+(The service's Batch API at scale, ``q.batch()``: bench/batch_api.py.)
 """
 
 from __future__ import annotations

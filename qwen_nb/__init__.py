@@ -45,6 +45,11 @@ _LAZY = {
     "AsyncChatStream": "qwen_nb._streams",
     "CancelToken": "qwen_nb._pipeline",
     "ChatManyInterrupted": "qwen_nb._many",
+    # the Batch API
+    "batch": "qwen_nb._batch",
+    "batch_jobs": "qwen_nb._batch",
+    "BatchJob": "qwen_nb._batch",
+    "BatchResults": "qwen_nb._batch",
     # data
     "regions": "qwen_nb._regions",
     "Region": "qwen_nb._regions",

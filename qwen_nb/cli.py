@@ -13,6 +13,7 @@ COMMANDS = {
     "where": ("qwen_nb.cli", "where_main", "say where notebooks run from a folder: the real service or the emulator"),
     "record": ("qwen_nb.recorder.cli", "main", "run a command through a recording proxy (records a cassette)"),
     "classroom": ("qwen_nb.classroom", "cli_main", "a class on one emulator: a key per student, handouts"),
+    "batch": ("qwen_nb._batch._cli", "main", "the Batch API: submit FILE, status/wait/fetch/cancel ID, list"),
 }
 
 #: exit status of ``qwen-nb where`` when no key is configured (notebooks use the local emulator)

@@ -482,3 +482,94 @@ def error_by_key(key: str) -> ErrorFact:
     return ERRORS[key]
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# the Batch API (the service's "OpenAI compatible - Batch (file input)" and "Batch inference" pages)
+#
+# Files and batches live under ``COMPATIBLE_PATH``: ``POST /files`` (multipart, ``purpose=batch``),
+# ``GET /files/{id}/content``, ``POST /batches``, ``GET /batches[/{id}]``, ``POST /batches/{id}/cancel``.
+
+FILES_PATH = "/files"
+BATCHES_PATH = "/batches"
+#: the ``purpose`` of an uploaded batch input file
+BATCH_PURPOSE = "batch"
+#: a line's ``url`` (and the batch's ``endpoint``): chat (text and multimodal), embeddings, the free test
+BATCH_CHAT_URL = "/v1/chat/completions"
+BATCH_EMBEDDINGS_URL = "/v1/embeddings"
+BATCH_TEST_URL = "/v1/chat/ds-test"
+BATCH_URLS: tuple[str, ...] = (BATCH_CHAT_URL, BATCH_EMBEDDINGS_URL, BATCH_TEST_URL)
+#: the free dry-run model: no inference, a fixed answer, no fees
+BATCH_TEST_MODEL = "batch-test-model"
+BATCH_TEST_ANSWER = "This is a test result."
+#: what a batch's lines are billed at, as a share of the real-time price (only successful lines; no free
+#: quota, no context-cache discount)
+BATCH_PRICE_FACTOR = 0.5
+#: a job's states, and the ones it does not leave
+BATCH_STATUSES: tuple[str, ...] = ("validating", "failed", "in_progress", "finalizing", "completed", "expired",
+                                   "cancelling", "cancelled")
+BATCH_FINAL: tuple[str, ...] = ("failed", "completed", "expired", "cancelled")
+#: ``completion_window``: whole hours ("24h") or days ("14d"), from 24 h to 336 h (14 days)
+BATCH_WINDOW_HOURS: tuple[int, int] = (24, 336)
+#: batch jobs can be queried for this many days after they were created
+BATCH_QUERY_DAYS = 30
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """What one batch input file may hold (decimal MB, the pages' unit, as the safe reading)."""
+
+    lines: int
+    file_bytes: int
+    line_bytes: int
+    #: jobs of this kind running at once (None: the account's general limit)
+    parallel: int | None = None
+
+
+#: an input file: at most 50,000 requests and 500 MB; each line at most 6 MB (and within the model's context)
+BATCH_LIMITS = BatchLimits(lines=50_000, file_bytes=500_000_000, line_bytes=6_000_000)
+#: ``batch-test-model``: at most 100 lines and 1 MB, two test jobs at a time
+BATCH_TEST_LIMITS = BatchLimits(lines=100, file_bytes=1_000_000, line_bytes=1_000_000, parallel=2)
+
+#: region -> the models its Batch API serves (batch is offered in Singapore and Beijing only; US, Frankfurt,
+#: Tokyo and Hong Kong have none). Singapore: qwen-max, qwen-plus, qwen-flash and qwen-turbo (English page,
+#: 2026), qwen3.7-plus added on the October 2026 edition. Beijing: text, multimodal and embedding models.
+BATCH_MODELS: dict[str, tuple[str, ...]] = {
+    "ap-southeast-1": ("qwen-max", "qwen-plus", "qwen-flash", "qwen-turbo", "qwen3.7-plus"),
+    "cn-beijing": (
+        # text
+        "qwen3.8-max", "qwen3.7-max", "qwen3-max", "qwen-max", "qwen-max-latest",
+        "qwen3.7-plus", "qwen3.6-plus", "qwen3.5-plus", "qwen-plus", "qwen-plus-latest",
+        "qwen3.7-flash", "qwen3.6-flash", "qwen3.5-flash", "qwen-flash", "qwen-long", "qwen-long-latest",
+        "qwq-plus", "deepseek-r1", "deepseek-v3.2", "deepseek-v3",
+        # multimodal
+        "qwen3-vl-plus", "qwen3-vl-flash", "qwen-vl-max", "qwen-vl-max-latest", "qwen-vl-plus",
+        "qwen-vl-plus-latest", "qwen-vl-ocr", "qwen-vl-ocr-latest", "qwen3.5-omni-plus",
+        # embeddings
+        "text-embedding-v1", "text-embedding-v2", "text-embedding-v3", "text-embedding-v4",
+        "qwen3.7-text-embedding", "qwen3.7-text-embedding-flash",
+    ),
+}
+#: error codes of failed lines (in a job's error file) the service documents
+BATCH_LINE_ERRORS: tuple[str, ...] = ("mismatched_model", "duplicate_custom_id", "model_not_found",
+                                      "mismatched_test_url")
+
+
+def batch_serves(region: str, model: str) -> bool:
+    """Whether the Batch API of ``region`` takes ``model`` (the test model is taken wherever batch is)."""
+    served = BATCH_MODELS.get(region)
+    if served is None:
+        return False
+    return model == BATCH_TEST_MODEL or model in served
+
+
+def batch_window_hours(window: Any) -> int | None:
+    """``completion_window`` ("24h", "14d") in hours if the service takes it, else None."""
+    if not isinstance(window, str):
+        return None
+    m = re.fullmatch(r"([1-9][0-9]{0,3})([hd])", window.strip())
+    if m is None:
+        return None
+    hours = int(m.group(1)) * (24 if m.group(2) == "d" else 1)
+    low, high = BATCH_WINDOW_HOURS
+    return hours if low <= hours <= high else None

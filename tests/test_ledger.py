@@ -41,7 +41,7 @@ def test_call_record_fields_follow_the_contract():
     assert names == [
         "time", "profile", "workspace", "region", "api", "model", "input_tokens", "output_tokens",
         "reasoning_tokens", "latency", "request_id", "status", "error_code", "attempts", "cost", "currency",
-        "call_id",
+        "call_id", "batch_id",
     ]
     a, b = rec(), rec()
     assert a.call_id and a.call_id != b.call_id
@@ -130,7 +130,7 @@ def make_v1_database(path) -> None:
     """A ledger file as the first release wrote it (schema v1: no call_id column)."""
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
-    v1_fields = [f.name for f in dataclasses.fields(CallRecord) if f.name != "call_id"]
+    v1_fields = [f.name for f in dataclasses.fields(CallRecord) if f.name not in ("call_id", "batch_id")]
     cols = ", ".join(v1_fields)
     for i in range(3):
         r = rec(request_id=f"old-{i}", time=1_700_000_000.0 + i)

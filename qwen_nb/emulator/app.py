@@ -7,6 +7,8 @@ Layout, for each region id of ``qwen_nb._regions.REGIONS``::
     /{region}/api/v1/services/aigc/text-generation/generation        POST (native)
     /{region}/api/v1/services/aigc/multimodal-generation/generation  POST (native, vision)
     /{region}/api/v1/models                                  GET (native, paginated catalogue)
+    /{region}/compatible-mode/v1/files[/{id}[/content]]     POST, GET (the Batch API's files)
+    /{region}/compatible-mode/v1/batches[/{id}[/cancel]]    POST, GET (batch jobs: qwen_nb.emulator.batches)
     /{region}/ws/{workspace_id}/...                          the workspace gateway: same paths, plus
                                                              GET and POST /api/v1/models/permissions
     /_emulator/faults | reset | requests | counters | stats | usage | workspaces[/{name}] | keys
@@ -75,6 +77,9 @@ NATIVE_TEXT = facts.NATIVE_PATH + facts.NATIVE_TEXT_GENERATION
 NATIVE_VISION = facts.NATIVE_PATH + facts.NATIVE_MULTIMODAL_GENERATION
 NATIVE_MODELS = facts.NATIVE_PATH + "/models"
 PERMISSIONS = facts.NATIVE_PATH + facts.PERMISSIONS_PATH
+#: the Batch API (OpenAI-compatible): files and jobs, their ids in the path
+COMPAT_FILES = facts.COMPATIBLE_PATH + facts.FILES_PATH
+COMPAT_BATCHES = facts.COMPATIBLE_PATH + facts.BATCHES_PATH
 CHAT_ENDPOINTS = (COMPAT_CHAT, NATIVE_TEXT, NATIVE_VISION)
 ENDPOINTS = (*CHAT_ENDPOINTS, COMPAT_MODELS, NATIVE_MODELS, PERMISSIONS)
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
@@ -578,6 +583,8 @@ class EmulatorApp:
         self.offload = Offload()
         self._big = asyncio.Semaphore(BIG_BODIES_AT_ONCE)
         self._watch: Any = None
+        self._batches: Any = None
+        self._batch_plans: dict[Any, ChatPlan] = {}
 
     def close(self) -> None:
         """Release the worker process."""
@@ -725,6 +732,8 @@ class EmulatorApp:
                 NATIVE_MODELS: {"GET": self.native_models},
                 PERMISSIONS: {"GET": self.list_permissions, "POST": self.permissions},
             }
+            if sub.split("/")[:4] in (COMPAT_FILES.split("/"), COMPAT_BATCHES.split("/")):
+                routes[sub] = {request.method: self.batch_api}  # the Batch API's paths carry ids: one handler
             if sub not in routes or (sub == PERMISSIONS and ws_id is None):
                 raise _Fail("not_found")  # e.g. ".../api/v1/chat/completions": a native base URL + a compatible path
             handler = routes[sub].get(request.method)
@@ -982,6 +991,103 @@ class EmulatorApp:
             data = wire.native_body(reply, request_id=rid, result_format=plan.result_format,
                                     multimodal=plan.multimodal)
         return self._json(200, data, rid)
+
+    # -- the Batch API (files and jobs; qwen_nb.emulator.batches) ------------------
+    @property
+    def batches(self) -> Any:
+        """The files and batch jobs (made on first use)."""
+        if self._batches is None:
+            from qwen_nb.emulator.batches import BatchStore
+
+            self._batches = BatchStore(self._batch_answer, lambda: self.state.pacing)
+        return self._batches
+
+    def _batch_answer(self, region: str, ws_id: str, body: dict[str, Any], rid: str) -> tuple[bool, bytes]:
+        """One batch line answered like a real-time call: (True, chat.completion) or (False, error body)."""
+        ws = self.state.workspace_by_id(ws_id)
+        if body.get("stream"):
+            return False, wire.error_body("compatible", "invalid_parameter", "A batch line cannot stream.", rid,
+                                          param="stream")[1]
+        grants = self.state.grants(ws) if ws is not None else None
+        info = model_info(str(body.get("model")))
+        if info is not None and info.stream_only_thinking:
+            # the service streams such a line for itself (a model that thinks only in streams is on the batch
+            # list): the answer is prepared as for a stream and written whole
+            body = {**body, "stream": True}
+        raw = wire.dumps(body)
+        key = (region, grants, self.state.pacing.reply_tokens, raw)
+        plan = self._batch_plans.get(key)  # the same body gets the same (deterministic) answer: made once
+        if plan is None:
+            plan = prepare_chat(ChatJob(raw=raw, protocol="compatible", sub=COMPAT_CHAT, region=region, sse=False,
+                                        grants=grants, reply_tokens=self.state.pacing.reply_tokens, keep_body=False))
+            if len(self._batch_plans) >= 10_000:
+                self._batch_plans.clear()
+            self._batch_plans[key] = plan
+        if plan.refusal is not None:
+            kind, message, code, param = plan.refusal
+            return False, wire.error_body("compatible", kind, message or wire.error_message("compatible", kind), rid,
+                                          code=code, param=param)[1]
+        assert plan.reply is not None
+        return True, wire.compat_completion(plan.reply, model=plan.model, request_id=rid, created=int(time.time()))
+
+    async def batch_api(self, request: Request, region: str, ws_id: str | None, sub: str, protocol: str,
+                        rid: str, ctx: _Ctx) -> Response:
+        """``POST /files``, ``GET /files/{id}[/content]``, ``POST /batches``, ``GET /batches[/{id}]``,
+        ``POST /batches/{id}/cancel`` (the service's shapes; errors from the facts table)."""
+        from qwen_nb.emulator.batches import BatchRefusal, parse_multipart
+
+        ws = self._authenticate(request, region, ws_id, ctx)
+        if region not in facts.BATCH_MODELS:
+            raise _Fail("not_found", f"The Batch API is not offered in region {region}; it is offered in "
+                        f"{' and '.join(facts.BATCH_MODELS)}.")
+        parts = sub[len(facts.COMPATIBLE_PATH):].strip("/").split("/")
+        method = request.method
+        store = self.batches
+        try:
+            if parts[0] == "files":
+                if parts == ["files"] and method == "POST":
+                    raw = bytes(await self._read_body(request, ctx, max(self.max_body_bytes,
+                                                                        facts.BATCH_LIMITS.file_bytes + 2**20)))
+                    form = parse_multipart(request.headers.get("content-type", ""), raw)
+                    filename, data = form.get("file", (None, b""))
+                    purpose = form.get("purpose", (None, b""))[1].decode("utf-8", "replace")
+                    if "file" not in form:
+                        raise BatchRefusal("invalid_parameter", "The upload has no file field.", "file")
+                    stored = store.add_file(ws.id, filename or "input.jsonl", purpose, data)
+                    return self._json(200, wire.dumps(stored.to_dict()), rid)
+                if len(parts) == 2 and method == "GET":
+                    return self._json(200, wire.dumps(store.get_file(ws.id, parts[1]).to_dict()), rid)
+                if len(parts) == 3 and parts[2] == "content" and method == "GET":
+                    data = store.get_file(ws.id, parts[1]).data
+                    chunk = 1 << 20
+
+                    async def body() -> Any:
+                        for i in range(0, len(data), chunk):
+                            yield data[i:i + chunk]
+
+                    return _QuietStream(body(), media_type="application/jsonl",
+                                        headers={"x-request-id": rid, "content-length": str(len(data))})
+            elif parts[0] == "batches":
+                if parts == ["batches"] and method == "POST":
+                    try:
+                        payload = json.loads(await self._read_body(request, ctx) or b"{}")
+                    except ValueError:
+                        raise _Fail("invalid_parameter", "The request body is not valid JSON.") from None
+                    if not isinstance(payload, dict):
+                        raise _Fail("invalid_parameter", "Send a JSON object.")
+                    job = store.create(ws.id, region, payload)
+                    return self._json(200, wire.dumps(store.to_dict(job)), rid)
+                if parts == ["batches"] and method == "GET":
+                    q = request.query_params
+                    limit = _page(q, "limit", 20, 100)
+                    return self._json(200, wire.dumps(store.list(ws.id, q.get("after"), limit)), rid)
+                if len(parts) == 2 and method == "GET":
+                    return self._json(200, wire.dumps(store.to_dict(store.get(ws.id, parts[1]))), rid)
+                if len(parts) == 3 and parts[2] == "cancel" and method == "POST":
+                    return self._json(200, wire.dumps(store.to_dict(store.cancel(ws.id, parts[1]))), rid)
+        except BatchRefusal as refused:
+            raise _Fail(refused.kind, refused.message, param=refused.param) from None
+        raise _Fail("not_found") if method in ("GET", "POST") else _Fail("method")
 
     # -- control -----------------------------------------------------------
     def _caller(self, request: Request) -> tuple[str, Workspace | None]:

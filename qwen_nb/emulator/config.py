@@ -247,6 +247,14 @@ class Pacing:
     #: text replies are lengthened to at least this many tokens, deterministically (None: natural
     #: length, a few sentences); ``max_tokens`` still caps them
     reply_tokens: int | None = None
+    #: the Batch API's clock: emulated seconds per real second (86,400 / 5 runs a "24 h" job in 5 s)
+    batch_speed: float = 3600.0
+    #: emulated hours a batch job takes from in_progress to done, whatever its size (past its
+    #: ``completion_window`` it expires with the lines done so far)
+    batch_hours: float = 1.0
+    #: fraction (0..1) of a batch job's lines that fail (500 InternalError in its error file), drawn
+    #: from a generator seeded by the line's custom_id, so a run repeats
+    batch_fail_rate: float = 0.0
 
     def validated(self) -> Pacing:
         """Return self after checking every field, raising ``InputError`` on nonsense."""
@@ -263,7 +271,11 @@ class Pacing:
         nonneg("latency", self.latency)
         nonneg("rate_window", self.rate_window)
         nonneg("fail_next", self.fail_next, integer=True)
-        for name in ("fail_rate", "throttle_rate"):
+        nonneg("batch_hours", self.batch_hours)
+        nonneg("batch_speed", self.batch_speed)
+        if not self.batch_speed:
+            raise InputError("Emulator setting batch_speed must be above 0 (emulated seconds per real second).")
+        for name in ("fail_rate", "throttle_rate", "batch_fail_rate"):
             value = getattr(self, name)
             nonneg(name, value)
             if value > 1:

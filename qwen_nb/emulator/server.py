@@ -303,7 +303,10 @@ class Emulator:
         ``retry_after`` (seconds sent as ``Retry-After`` on 429s; None, the default, sends none, as
         the service does), ``cut_after`` (drop streams after N events), ``cut_streams`` (how many
         streams to cut), ``reply_tokens`` (text answers at least N tokens long, still
-        deterministic and capped by ``max_tokens``). Random faults repeat run to run.
+        deterministic and capped by ``max_tokens``), ``batch_speed`` (the Batch API's clock: emulated
+        seconds per real second, default 3600), ``batch_hours`` (emulated hours a batch job runs,
+        default 1; past its completion window it expires) and ``batch_fail_rate`` (that fraction of a
+        job's lines fail into its error file). Random faults repeat run to run.
         """
         return self.state.set_faults(**changes)
 

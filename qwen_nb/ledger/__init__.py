@@ -20,13 +20,15 @@ Costs are summed per currency (USD and CNY are never added together); calls
 whose price is unknown are counted apart, never priced at zero.
 
 Modules: ``_store`` (``Ledger``, ``CallRecord``), ``_schema`` (migrations),
-``_paths`` (where the file is), ``_report`` and ``_rows`` (``UsageReport``,
-``UsageRow``), ``_render`` (text, HTML, CSV, pandas), ``_budget`` (budget
-warnings), ``_cli`` (``qwen-nb usage``).
+``_paths`` (where the file is), ``_batches`` (batch jobs, kept so they outlive
+the kernel), ``_report`` and ``_rows`` (``UsageReport``, ``UsageRow``),
+``_render`` (text, HTML, CSV, pandas), ``_budget`` (budget warnings), ``_cli``
+(``qwen-nb usage``).
 """
 
 from __future__ import annotations
 
+from qwen_nb.ledger._batches import BatchJobRecord, batch_job_records, save_batch_job, update_batch_job
 from qwen_nb.ledger._budget import BudgetWarning
 from qwen_nb.ledger._cli import cli_main
 from qwen_nb.ledger._paths import ENV_LEDGER, default_path
@@ -42,6 +44,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "STATUSES",
+    "BatchJobRecord",
     "BudgetWarning",
     "CallRecord",
     "Ledger",
@@ -49,8 +52,11 @@ __all__ = [
     "OptionalDependencyError",
     "UsageReport",
     "UsageRow",
+    "batch_job_records",
     "cli_main",
     "default_path",
     "migrate",
     "parse_since",
+    "save_batch_job",
+    "update_batch_job",
 ]

@@ -31,6 +31,8 @@ class UsageRow:
     reasoning_tokens: int = _count("SUM(reasoning_tokens)", "thinking tok")
     costs: dict[str, float] = field(default_factory=dict, metadata={"label": "cost {}"})
     unknown_price_calls: int = _count("SUM(cost IS NULL AND input_tokens + output_tokens > 0)", "unknown price")
+    #: calls that were lines of a batch job (billed at the batch price)
+    batch_calls: int = _count("SUM(batch_id IS NOT NULL)", "batch")
 
     def add(self, counts: Any, costs: dict[str, float]) -> None:
         """Add ``counts`` (one value per ``COUNTERS`` name, in order) and ``costs`` (currency -> cost)."""

@@ -39,8 +39,37 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE UNIQUE INDEX calls_call_id ON calls(call_id)",
         "CREATE INDEX calls_profile ON calls(profile, currency)",
     ),
-    # v3: chat_many(checkpoint=...): each answered prompt of a named run, so a restarted run skips it
+    # v3: batch jobs (recorded when created, so a job outlives the kernel that made it), and which
+    # calls were lines of a batch job (billed at the batch price)
     3: (
+        """CREATE TABLE batch_jobs (
+            id TEXT PRIMARY KEY,
+            group_id TEXT NOT NULL,
+            part INTEGER NOT NULL DEFAULT 0,
+            parts INTEGER NOT NULL DEFAULT 1,
+            first_row INTEGER NOT NULL DEFAULT 0,
+            rows INTEGER NOT NULL,
+            created REAL NOT NULL,
+            profile TEXT NOT NULL,
+            workspace TEXT,
+            region TEXT NOT NULL,
+            model TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            completion_window TEXT NOT NULL,
+            input_file_id TEXT,
+            dry_run INTEGER NOT NULL DEFAULT 0,
+            status TEXT,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            meta TEXT,
+            recorded REAL
+        )""",
+        "CREATE INDEX batch_jobs_group ON batch_jobs(group_id)",
+        "CREATE INDEX batch_jobs_created ON batch_jobs(created)",
+        "ALTER TABLE calls ADD COLUMN batch_id TEXT",
+    ),
+    # v4: chat_many(checkpoint=...): each answered prompt of a named run, so a restarted run skips it
+    4: (
         """CREATE TABLE checkpoints (
             name TEXT NOT NULL,
             key TEXT NOT NULL,

@@ -62,6 +62,8 @@ class CallRecord:
     currency: str | None
     #: unique id of the logical call: recording the same id twice stores it once
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: the batch job this call was a line of (billed at the batch price), None for a real-time call
+    batch_id: str | None = None
 
 
 _COLUMNS = tuple(f.name for f in fields(CallRecord))
