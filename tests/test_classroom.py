@@ -225,9 +225,10 @@ def test_thirty_students_at_once_with_both_sdks_grants_and_errors(served):
 
     def student(i: int, me: Student) -> None:
         secret = f"secret-of-{me.name}"
-        profiles = timed(running_profiles, url, key=me.key, timeout=120)  # generous: CI machines are busy
-        s = Session(profiles, regions=regions, ledger=Ledger(":memory:"), max_retries=0)
+        s = None
         try:
+            profiles = timed(running_profiles, url, key=me.key, timeout=120)  # generous: CI machines are busy
+            s = Session(profiles, regions=regions, ledger=Ledger(":memory:"), max_retries=0)
             assert timed(s.chat, f"Hello, {secret}").text
             assert "".join(d.content for d in timed(lambda: list(s.stream_chat(f"Stream {secret}")))), me.name
             with pytest.raises(errors.ModelNotGrantedError):
@@ -265,7 +266,8 @@ def test_thirty_students_at_once_with_both_sdks_grants_and_errors(served):
             with lock:
                 failures.append(f"{me.name}: {exc!r}")
         finally:
-            s.close()
+            if s is not None:
+                s.close()
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=student, args=(i, me)) for i, me in enumerate(files.students)]
