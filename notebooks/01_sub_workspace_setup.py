@@ -196,8 +196,8 @@ for p in s.profiles():
 # workspaces say grants are given by the Alibaba Cloud account (or a super administrator);
 # whether the service accepts a sub-workspace's *own* key here is not documented. So this
 # notebook sends the request with the **default workspace's key** to the sub-workspace's host,
-# and only on the emulator (which refuses a sub-workspace's own key with `403`). On the
-# service it prints the request; set `SEND = True` yourself if you mean it.
+# and only on the emulator (which stands in for that host, and refuses a sub-workspace's own key
+# with `403`). On the service it prints the request; set `SEND = True` yourself if you mean it.
 #
 # First, a model the sub-workspace was not granted:
 
@@ -226,7 +226,7 @@ if account is None:
     print("Granting needs both a default-workspace key and a sub-workspace profile with its workspace id:"
           " skipped with this setup.")
 else:
-    print(f"POST {tut.base_url(account, 'dashscope')}/models/permissions")
+    print(f"POST {tut.service_url(account, 'dashscope')}/models/permissions")
     print({"models": [{"model": model, "inference": True}], "access_all_entities": "KEEP"})
     if SEND:
         print(s.grant(model, profile=account.name))

@@ -66,8 +66,9 @@ print(r.raw.choices[0].finish_reason, r.raw.usage.prompt_tokens, r.raw.usage.com
 # %%
 from openai import OpenAI
 
-base_url = tut.base_url(profile, "openai")
+base_url = tut.base_url(profile, "openai")  # the service's URL, or the local emulator standing in for it
 print("base_url:", base_url)
+print("on the service:", tut.service_url(profile, "openai"))
 
 client = OpenAI(api_key=profile.key, base_url=base_url)
 completion = client.chat.completions.create(

@@ -69,8 +69,9 @@ print(stream.result.usage.line())
 # %%
 from dashscope import Generation
 
-base = tut.base_url(profile, "dashscope")
+base = tut.base_url(profile, "dashscope")  # the service's URL, or the local emulator standing in for it
 print("base_address:", base)
+print("on the service:", tut.service_url(profile, "dashscope"))
 
 response = Generation.call(
     api_key=profile.key,  # outside qwen-nb: os.getenv("DASHSCOPE_API_KEY")

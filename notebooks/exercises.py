@@ -349,9 +349,9 @@ def _s06_2(tut: Any, pg: Any) -> Any:
           "pg.code_language.value = \"curl\"; pg.code_text(prompt)", _s06_2)
 def _g06_2(answer: Any, tut: Any, pg: Any) -> str:
     _need(isinstance(answer, str) and "curl" in answer, "expected the text of a curl command")
-    _need("Authorization: Bearer $DASHSCOPE_API_KEY" in answer or "DASHSCOPE_API_KEY" in answer,
-          "the command should read the key from $DASHSCOPE_API_KEY")
-    return "a curl command that reads the key from $DASHSCOPE_API_KEY"
+    _need("Authorization: Bearer $" in answer and "_API_KEY" in answer,
+          "the command should read the key from an environment variable such as $DASHSCOPE_API_KEY")
+    return "a curl command that reads the key from an environment variable, never from the notebook"
 
 
 # -- 07 beyond -----------------------------------------------------------------------------------------------

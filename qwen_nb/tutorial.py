@@ -58,6 +58,14 @@ class Tutorial:
         prof = self.session.get_profile(profile or self.profile)
         return base_url_for(prof, self.session.region(prof.name), api)
 
+    def service_url(self, profile: Profile | str | None = None, api: str = "openai") -> str:
+        """The service's base URL for ``profile`` on ``api`` (its workspace host when it has a workspace id),
+        whatever host this session really talks to (the local emulator, a proxy)."""
+        from qwen_nb._regions import get_region
+
+        prof = self.session.get_profile(profile or self.profile)
+        return get_region(prof.region).base_url(api, prof.workspace)
+
     def for_snippet(self, profile: Profile | str | None = None) -> Profile:
         """``profile`` as the service knows it, for ``q.snippet(profile=...)``: the service's own URLs
         (its workspace host when it has a workspace id), never a local emulator or proxy URL, and no key

@@ -214,10 +214,6 @@ CANNED: dict[str, str] = {
     "count from 1 to 10": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
     "is 17 a prime number": "Yes. 17 is a prime number: its only divisors are 1 and 17.",
     "is 17 prime": "Yes. 17 is a prime number: its only divisors are 1 and 17.",
-    "what colour is this square": "(emulator: canned answer; the emulator does not look at pixels.) "
-                                  "A real vision model describes the square's colour.",
-    "what color is this square": "(emulator: canned answer; the emulator does not look at pixels.) "
-                                 "A real vision model describes the square's colour.",
 }
 
 #: the start of every reply the emulator makes up (a prompt it has no canned answer for): a reader
