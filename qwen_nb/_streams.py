@@ -131,6 +131,8 @@ class ChatStream(_StreamBase):
             try:
                 feed = self._acc.feed
                 for chunk in self._raw:
+                    if self._closed:  # close() was called: chunks the SDK had already read are dropped
+                        return
                     delta = feed(chunk)
                     if delta is not None:
                         self._seen(delta)
@@ -233,6 +235,8 @@ class AsyncChatStream(_StreamBase):
             try:
                 feed = self._acc.feed
                 async for chunk in self._raw:
+                    if self._closed:
+                        return
                     delta = feed(chunk)
                     if delta is not None:
                         self._seen(delta)
