@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8765
 
-.PHONY: lab test lint bench emulator clean
+.PHONY: lab test lint bench emulator clean notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run_all.py
+
+## Record the tutorial notebooks: each NN_name.py -> NN_name.ipynb, run against a fresh emulator, no keys.
+notebooks: $(STAMP)
+	$(NOKEYS) $(BIN)/qwen-nb notebooks record
 
 emulator: $(STAMP)
 	$(BIN)/qwen-nb emulator --port $(PORT)

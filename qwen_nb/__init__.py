@@ -85,6 +85,7 @@ _LAZY = {
     "compare": "qwen_nb._compare",
     "probe": "qwen_nb._probe",
     "snippet": "qwen_nb.snippets",
+    "tutorial_setup": "qwen_nb.tutorial",
     "Emulator": "qwen_nb.emulator",
     # widgets
     "Playground": "qwen_nb.widgets",

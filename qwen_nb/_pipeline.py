@@ -241,6 +241,7 @@ class Pipeline:
             workspace=call.profile.workspace,
             attempts=attempts,
             raw=comp.raw,  # a whole answer's SDK object; a stream's chunks only with keep_raw=True
+            emulator=call.profile.source == "emulator",
         )
 
     def record(self, call: Call, *, status: str, attempts: int, latency: float, usage: Usage | None = None,

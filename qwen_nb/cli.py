@@ -10,6 +10,7 @@ COMMANDS = {
     "emulator": ("qwen_nb.emulator.cli", "main", "run the local Model Studio emulator"),
     "usage": ("qwen_nb.ledger", "cli_main", "usage and cost per workspace, model or day"),
     "check-notebooks": ("qwen_nb.notebooks", "cli_main", "find (and --fix) API keys saved in .ipynb files"),
+    "notebooks": ("qwen_nb.recording", "cli_main", "record tutorial notebooks kept as jupytext pairs (record, check)"),
     "where": ("qwen_nb.cli", "where_main", "say where notebooks run from a folder: the real service or the emulator"),
     "record": ("qwen_nb.recorder.cli", "main", "run a command through a recording proxy (records a cassette)"),
     "classroom": ("qwen_nb.classroom", "cli_main", "a class on one emulator: a key per student, handouts"),

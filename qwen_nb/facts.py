@@ -573,3 +573,35 @@ def batch_window_hours(window: Any) -> int | None:
     hours = int(m.group(1)) * (24 if m.group(2) == "d" else 1)
     low, high = BATCH_WINDOW_HOURS
     return hours if low <= hours <= high else None
+
+
+# the service's own pages (Alibaba Cloud Model Studio, international edition), by topic: the
+# tutorials link them. Checked against the pages' stored copies (see README, notes on the service).
+DOCS: dict[str, tuple[str, str]] = {
+    "base_url": ("Base URLs per region (shared, workspace and trial hosts)",
+                 "https://www.alibabacloud.com/help/en/model-studio/base-url"),
+    "api_key": ("Get an API key (per region; its workspace decides what it may call)",
+                "https://www.alibabacloud.com/help/en/model-studio/get-api-key"),
+    "workspaces": ("Use workspaces: create one, find its ID, authorize models",
+                   "https://www.alibabacloud.com/help/en/model-studio/use-workspace"),
+    "authorize_models": ("Authorize models for a sub-workspace (with the Alibaba Cloud account)",
+                         "https://www.alibabacloud.com/help/en/model-studio/videos/model-authentication-instructions"),
+    "roles": ("Permission management: who may grant models, manage keys and rate limits",
+              "https://www.alibabacloud.com/help/en/model-studio/grant-the-business-space-permission-to-ram-users"),
+    "list_permissions": ("API: list a workspace's model permissions",
+                         "https://www.alibabacloud.com/help/en/model-studio/list-model-permissions"),
+    "update_permissions": ("API: update a workspace's model permissions",
+                           "https://www.alibabacloud.com/help/en/model-studio/update-model-permissions"),
+    "openai_chat": ("OpenAI-compatible Chat API",
+                    "https://www.alibabacloud.com/help/en/model-studio/compatibility-of-openai-with-dashscope"),
+    "error_codes": ("Error messages (status, code, cause, fix)",
+                    "https://www.alibabacloud.com/help/en/model-studio/error-code"),
+    "rate_limits": ("Rate limiting best practices (limits are per account and model)",
+                    "https://www.alibabacloud.com/help/en/model-studio/rate-limiting-best-practices"),
+    "billing": ("Bill query and cost management (bills by workspace ID and API key ID)",
+                "https://www.alibabacloud.com/help/en/model-studio/bill-query-and-cost-management"),
+    "budget": ("Budget management (per account, workspace and API key)",
+               "https://www.alibabacloud.com/help/en/model-studio/budget-management"),
+    "batch": ("OpenAI-compatible Batch API",
+              "https://www.alibabacloud.com/help/en/model-studio/batch-interfaces-compatible-with-openai"),
+}

@@ -75,6 +75,8 @@ class ChatResult:
     workspace: str | None = None
     attempts: int = 1
     raw: Any = field(default=None, repr=False, compare=False)
+    #: answered by the local emulator (canned text, no cost), not by Model Studio
+    emulator: bool = False
 
     def __str__(self) -> str:
         return self.text
@@ -119,13 +121,17 @@ class ChatResult:
 
     def summary(self) -> str:
         """One line that is the same on every run: model, profile, region, api, tokens, cost."""
-        return f"{self.model} · {self.profile} ({self.region}) · {self.api} · {self.usage.line()}{self._cost_text()}"
+        return (f"{self.model} · {self.profile} ({self.region}) · {self.api} · {self.usage.line()}{self._cost_text()}"
+                f"{self._where()}")
+
+    def _where(self) -> str:
+        return " · (emulator)" if self.emulator else ""
 
     def footer(self) -> str:
         """One line: model, profile, region, api, tokens, latency, cost (the live usage line)."""
         return (
             f"{self.model} · {self.profile} ({self.region}) · {self.api} · "
-            f"{self.usage.line()} · {self.latency * 1000:.0f} ms{self._cost_text()}"
+            f"{self.usage.line()} · {self.latency * 1000:.0f} ms{self._cost_text()}{self._where()}"
         )
 
     def _repr_markdown_(self) -> str:

@@ -212,7 +212,13 @@ CANNED: dict[str, str] = {
     "what is the capital of france": "The capital of France is Paris.",
     "translate hello into french": "\"Hello\" in French is \"Bonjour\".",
     "count from 1 to 10": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
+    "is 17 a prime number": "Yes. 17 is a prime number: its only divisors are 1 and 17.",
+    "is 17 prime": "Yes. 17 is a prime number: its only divisors are 1 and 17.",
 }
+
+#: the start of every reply the emulator makes up (a prompt it has no canned answer for): a reader
+#: must never take it for a model's answer
+MADE_UP = "(emulator: canned text, not an answer to your question) "
 
 _STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be because been before being below between
@@ -306,7 +312,7 @@ def generic_reply(prompt: str, key: Any) -> str:
     t, u = _topic_phrase(topic_words(prompt))
     body = rng.sample(_BODY, 4)
     sentences = [rng.choice(_OPENERS)] + body + [rng.choice(_CLOSERS)]
-    return " ".join(_fill(s, t, u) for s in sentences)
+    return MADE_UP + " ".join(_fill(s, t, u) for s in sentences)
 
 
 def lengthen(text: str, prompt: str, key: Any, min_tokens: int) -> str:
@@ -351,8 +357,8 @@ def image_reply(prompt: str, images: list[str], key: Any) -> str:
                 "a chart with several coloured bars", "a desk with a laptop and a cup of coffee",
                 "a mountain landscape under a clear sky", "a page of printed text")
     what = rng.choice(subjects)
-    lead = f"The image ({names[0]}) shows {what}." if len(images) == 1 else (
-        f"I looked at {len(images)} images ({', '.join(names)}). The first one shows {what}.")
+    lead = MADE_UP + f"The image ({names[0]}) shows {what}." if len(images) == 1 else (
+        MADE_UP + f"I looked at {len(images)} images ({', '.join(names)}). The first one shows {what}.")
     words = topic_words(prompt)
     tail = (f" Regarding your question about {' '.join(words[:2])}: the visible details are consistent with that, "
             "but a higher-resolution image would let me be more precise.") if words else (
