@@ -80,7 +80,7 @@ def write_notebook(path: Path, *sources: str) -> Path:
 
 
 @contextlib.contextmanager
-def jupyter_server(frontend: str, root: Path, emulator_url: str, *, timeout: float = 60) -> Iterator[str]:
+def jupyter_server(frontend: str, root: Path, emulator_url: str, *, timeout: float = 150) -> Iterator[str]:
     """A JupyterLab or Notebook 7 server on loopback serving ``root``; yields a base URL that takes
     a notebook path (``base + "name.ipynb"``). Kernels talk to the emulator, with no key in their
     environment and a private config dir and ledger."""
