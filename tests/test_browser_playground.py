@@ -127,6 +127,15 @@ def test_playground_reads_as_a_conversation_at_any_width_and_theme(frontend, emu
             picked = page.locator(".widget-dropdown:has(label:text-is('Profile')) select").first
             assert picked.evaluate("s => s.options[s.selectedIndex].text").startswith("default")
             shot(page, f"{name}-4-action-done-1400-light")
+            if name == "jupyterlab":  # the README's picture (docs/playground.png is a copy of it)
+                second.evaluate("e => e.scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(300)
+                box = page.locator(".jp-OutputArea-output:has(.qwen-nb-playground)").first.bounding_box()
+                view = page.viewport_size
+                top = max(second.bounding_box()["y"] - 4, 80)
+                shot(page, "playground-readme", full_page=False, clip={
+                    "x": box["x"] - 8, "y": top, "width": box["width"] + 16,
+                    "height": min(view["height"] - top - 40, 760)})
 
             # 4. at 800 px nothing in the widget overflows its box (settings open, a code panel shown)
             page.set_viewport_size({"width": 800, "height": 1100})

@@ -77,6 +77,10 @@ _COPY_BUTTON = (
 )
 
 
+# an outcome chip: the coloured text straight on the output background (a grey chip would cost contrast)
+_MARK = ";font-weight:600;background:transparent;border:1px solid currentColor"
+
+
 def _markdown_output(text: str) -> tuple[dict, ...]:
     """An ``Output.outputs`` value showing ``text`` as Markdown."""
     if not text:
@@ -114,29 +118,30 @@ class TurnView:
         self.answer = widgets.Output(layout={"border": "1px solid var(--jp-border-color2, #ddd)", "padding": "0 4px",
                                              "width": "auto", "min_height": "1.5em"})
         self.error = widgets.HTML(layout=widgets.Layout(width="auto"))
-        self.action = _button("", "user", button_style="warning")
+        self.action = _button("", "user")
         self.action.layout.align_self = "flex-start"
         self.action.layout.display = "none"
         self.action.on_click(lambda _b: self._pg.use_profile(self))
-        self.usage = widgets.HTML(chip("answering…"), layout=widgets.Layout(flex="1 1 20em", max_width="auto"))
+        self.usage = widgets.HTML(chip("answering…"), layout=widgets.Layout(flex="1 1 20em", max_width="100%"))
         self.code_toggle = widgets.ToggleButton(description="Code", icon="code", value=False,
                                                 tooltip="the code that makes this turn's request (earlier turns "
                                                 "included)", layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.code_language = widgets.Dropdown(options=CODE_LANGUAGES, value=playground.code_language_default,
                                               description="Language", style={"description_width": "initial"},
-                                              layout=widgets.Layout(width="14em", max_width="auto"))
+                                              layout=widgets.Layout(width="14em", max_width="100%"))
         self.copy = widgets.HTML(_COPY_BUTTON, layout=widgets.Layout(flex="0 0 auto"))
         self.code = widgets.Output(layout=widgets.Layout(width="auto", overflow="auto"))
         self.code_box = widgets.VBox([widgets.HBox([self.code_language, self.copy], layout=_wrap_row()), self.code],
-                                     layout=widgets.Layout(flex="1 1 26em", min_width="0", max_width="auto"))
+                                     layout=widgets.Layout(flex="1 1 30em", min_width="0", max_width="100%"))
         self.code_box.add_class("qwen-nb-code")
         self.code_box.layout.display = "none"
         self.main = widgets.VBox([self.thinking_box, self.answer, self.error, self.action],
-                                 layout=widgets.Layout(flex="1 1 26em", min_width="0", max_width="auto"))
+                                 layout=widgets.Layout(flex="1 1 30em", min_width="0", max_width="100%"))
         self.body = widgets.HBox([self.main, self.code_box], layout=_wrap_row(align_items="flex-start"))
         self.footer = widgets.HBox([self.usage, self.code_toggle], layout=_wrap_row())
         self.code_toggle.observe(self._toggle_code, names="value")
         self.code_language.observe(lambda _c: self.render_code(), names="value")
+        self.code_language.observe(playground._language_chosen, names="value")
         #: the widget of this turn
         self.widget = widgets.VBox([self.question, self.body, self.footer],
                                    layout=widgets.Layout(width="auto", margin="4px 0 8px 0"))
@@ -196,9 +201,9 @@ class TurnView:
             self.answer.layout.display = "none"
         chips = []
         if r.outcome == "stopped":
-            chips.append(chip("■ stopped", WARN + ";font-weight:600"))
+            chips.append(chip("■ stopped", WARN + _MARK))
         elif r.outcome == "failed":
-            chips.append(chip("✗ failed" if r.sent else "✗ not sent", BAD + ";font-weight:600"))
+            chips.append(chip("✗ failed" if r.sent else "✗ not sent", BAD + _MARK))
         if usage is None:
             chips.append(chip("billed: unknown (see usage())"))
         elif not (usage.input_tokens or usage.output_tokens):
@@ -292,12 +297,17 @@ class Playground:
         self._views: dict[int, TurnView] = {}
         self._from_box = False  # the prompt being sent came from the prompt box
         self._error_widget: widgets.HTML | None = None
+        self._no_turn_toggle = widgets.ToggleButton(description="Code")
+        self._no_turn_language = widgets.Dropdown(options=CODE_LANGUAGES, value="python", description="Language")
+        self._no_turn_language.observe(self._language_chosen, names="value")
 
         # pickers
         self.region = RegionPicker(self.session)
         self.profile = ProfilePicker(self.session, region=self.region, value=profile)
         self.model = ModelPicker(self.session, profile=self.profile, value=model)
-        self.api = ApiToggle(self.session, value=api)
+        # the toggle's own description wraps above its buttons in some frontends: a label of its own instead
+        self.api = ApiToggle(self.session, value=api, description="")
+        self.api_label = widgets.Label("API", layout=widgets.Layout(width="auto", flex="0 0 auto", margin="0 4px"))
         self.params = ParamsBox(self.session, model=self.model)
         self.key_entry = KeyEntry(self.session, region=self.region.value)
         self.key_entry.on_added(self._on_key_added)
@@ -311,8 +321,8 @@ class Playground:
         self.new_chat_button = _button("New chat", "plus", tooltip="start over: earlier turns are not sent any more")
         #: the New chat button (its old name)
         self.clear_button = self.new_chat_button
-        self.context = widgets.HTML(layout=widgets.Layout(flex="1 1 16em", max_width="auto"))
-        self.total = widgets.HTML(layout=widgets.Layout(flex="0 1 auto", max_width="auto"))
+        self.context = widgets.HTML(layout=widgets.Layout(flex="1 1 16em", max_width="100%"))
+        self.total = widgets.HTML(layout=widgets.Layout(flex="0 1 auto", max_width="100%"))
         self.send_button.on_click(lambda _b: self.send())
         self.stop_button.on_click(lambda _b: self.stop())
         self.new_chat_button.on_click(lambda _b: self.new_chat())
@@ -333,7 +343,8 @@ class Playground:
         self.widget = widgets.VBox(
             children=[
                 widgets.HBox([self.region, self.profile], layout=_wrap_row()),
-                widgets.HBox([self.model, self.api], layout=_wrap_row()),
+                widgets.HBox([self.model, widgets.HBox([self.api_label, self.api], layout=widgets.Layout(
+                    flex_flow="row nowrap", align_items="center", max_width="100%"))], layout=_wrap_row()),
                 self.settings,
                 self.chat,
                 self.prompt,
@@ -407,6 +418,16 @@ class Playground:
     def thinking_box(self) -> widgets.Accordion | None:
         """The latest turn's thinking section."""
         return self.current.thinking_box if self.current else None
+
+    @property
+    def code_toggle(self) -> widgets.ToggleButton:
+        """The latest turn's Code button (before any turn, a stand-in that is not shown)."""
+        return self.current.code_toggle if self.current else self._no_turn_toggle
+
+    @property
+    def code_language(self) -> widgets.Dropdown:
+        """The latest turn's language selector (before any turn, a stand-in that sets the default)."""
+        return self.current.code_language if self.current else self._no_turn_language
 
     @property
     def error(self) -> widgets.HTML:
@@ -574,6 +595,9 @@ class Playground:
         self._render_context()
 
     # ------------------------------------------------------------------ helpers
+    def _language_chosen(self, change: dict) -> None:
+        self.code_language_default = change["new"]  # the next Code panels open in it
+
     def _render_context(self) -> None:
         line = self.controller.context_line(self.prompt.value)
         self.context.value = f'<span style="font-size:90%;{MUTED}">{esc(line)}</span>'
@@ -614,7 +638,7 @@ class Playground:
             return _builtin_snippet(self.model.value, self.api.value, prompt)
         try:
             snip = snippet(model=self.model.value, profile=self.profile.value, api=self.api.value,
-                           language=self.code_language_default, prompt=prompt, session=self.session, stream=True,
+                           language=self.code_language.value, prompt=prompt, session=self.session, stream=True,
                            **self.params.params())
         except Exception as err:  # show why instead of code
             return f"*No code for these choices:* {html.escape(scrub(str(err)))}"
