@@ -14,6 +14,8 @@ The emulator's replies are a few sentences long; for a long answer it runs with
 ``reply_tokens`` set (text answers at least that many tokens, deterministic) and the
 Playground asks for max_tokens=2000. Runs in-process without a frontend: a push is counted
 when a widget value is set (what ipywidgets then serialises and sends on a live kernel).
+The layout is the conversation view: each answer streams into its own turn, the earlier
+turns stay shown.
 Bounded: about 20 s.
 """
 
@@ -39,7 +41,14 @@ PROMPT = "Write a long guide to brewing tea"
 
 def stream_once(pg: Playground, tokens: int) -> dict:
     push_times: list[float] = []
-    pg.answer.observe(lambda _c: push_times.append(time.perf_counter()), names="outputs")
+    shown = pg.controller.on_update  # the view's handler: it updates the turn's widgets
+
+    def timed(answer: str, reasoning: str) -> None:
+        assert shown is not None
+        shown(answer, reasoning)
+        push_times.append(time.perf_counter())
+
+    pg.controller.on_update = timed
     pg.params.max_tokens.value = tokens
     pushes_before = pg.updates_sent
     stall = 0.0
@@ -49,6 +58,7 @@ def stream_once(pg: Playground, tokens: int) -> dict:
         time.sleep(0.005)
         stall = max(stall, time.perf_counter() - t0 - 0.005)
     pg.wait(60)
+    pg.controller.on_update = shown
     if pg.last_error is not None:
         raise SystemExit(f"stream failed: {pg.last_error}")
     st = pg.stats

@@ -12,10 +12,12 @@ The process-default session and the module-level functions (``qwen_nb.chat`` ...
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +125,8 @@ class Session:
         self._known_models: dict[str, list[str] | None] = {}
         #: profile name -> models that failed with ModelNotGrantedError in this session
         self._not_granted: dict[str, set[str]] = {}
+        #: ``on_profiles_changed`` callbacks (weakly held when they are bound methods)
+        self._profile_listeners: list[Any] = []
         self._emulator: Any = None  # an in-process emulator handed to this session (stopped by close())
         self._runner: Any = None  # the event loop chat_many runs on (made on first use)
         if on_emulator is None:
@@ -218,6 +222,7 @@ class Session:
             self._drop_backends(profile.name)
             self._profiles[profile.name] = profile
             self._forget(profile.name)
+        self._profiles_changed()
         return profile
 
     def remove_profile(self, name: str) -> None:
@@ -227,6 +232,55 @@ class Session:
             self._drop_backends(profile.name)
             self._profiles.pop(profile.name, None)
             self._forget(profile.name)
+        self._profiles_changed()
+
+    def on_profiles_changed(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        """Call ``callback()`` after each ``add_profile`` / ``remove_profile``; returns a function that removes it.
+
+        A bound method is held weakly (a closed view does not stay alive for the session's sake).
+        A failing callback is logged, never raised into ``add_profile``.
+        """
+        ref: Any = weakref.WeakMethod(callback) if inspect.ismethod(callback) else (lambda: callback)
+        with self._lock:
+            self._profile_listeners.append(ref)
+
+        def remove() -> None:
+            with self._lock:
+                if ref in self._profile_listeners:
+                    self._profile_listeners.remove(ref)
+
+        return remove
+
+    def _profiles_changed(self) -> None:
+        with self._lock:
+            refs = list(self._profile_listeners)
+        for ref in refs:
+            callback = ref()
+            if callback is None:
+                with self._lock:
+                    if ref in self._profile_listeners:
+                        self._profile_listeners.remove(ref)
+                continue
+            try:
+                callback()
+            except Exception:
+                log.warning("qwen-nb: a profiles-changed callback failed", exc_info=True)
+
+    def profiles_for(self, model: str, region: str | None = None, *, exclude: str | None = None) -> list[Profile]:
+        """Profiles of this session known to be able to call ``model`` (of ``region`` if given), in session order.
+
+        Known: the profile's grants list names the model, or it is a default-workspace key (every
+        model the account has) that was not refused the model in this session.
+        """
+        out: list[Profile] = []
+        for p in self.profiles():
+            if p.name == exclude or (region is not None and p.region != region):
+                continue
+            if model in self.not_granted(p.name):
+                continue
+            if (model in p.models) if p.models is not None else p.workspace is None:
+                out.append(p)
+        return out
 
     def _forget(self, name: str) -> None:
         """Drop what was learned about profile ``name`` (model lists, not-granted marks): its key changed."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +123,8 @@ class Target:
     service_base_url: str | None = None
     #: the environment variable the snippet reads the key from (the profile's own)
     key_var: str = ENV_VAR
+    #: earlier turns sent before ``prompt``: (role, content) pairs, oldest first
+    history: tuple[tuple[str, str], ...] = ()
 
     @property
     def url(self) -> str:
@@ -258,6 +260,7 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
 def messages(target: Target) -> list[dict[str, str]]:
     """The chat messages of the call."""
     msgs = [{"role": "system", "content": target.system}] if target.system else []
+    msgs += [{"role": role, "content": content} for role, content in target.history]
     return msgs + [{"role": "user", "content": target.prompt}]
 
 
@@ -1076,6 +1079,7 @@ def snippet(
     system: str | None = None,
     stream: bool = False,
     emulator: bool = False,
+    history: Sequence[Mapping[str, Any]] | None = None,
     **params: Any,
 ) -> Snippet | SnippetSet:
     """Code that makes the same call as these choices, outside qwen-nb, the way the service's pages write it.
@@ -1091,6 +1095,8 @@ def snippet(
     The key is never written: a snippet reads it from the environment, from the profile's own
     variable (``DASHSCOPE_API_KEY`` for the default profile, ``QWEN_NB_<NAME>_API_KEY`` for a
     named one).
+    ``history``: earlier messages (``{"role": "user" | "assistant", "content": ...}``) sent before
+    ``prompt``, so the snippet makes the whole request a multi-turn chat made.
     """
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InputError(f"model must be a model name, got {model!r}.", fix='E.g. model="qwen-plus".')
@@ -1132,10 +1138,24 @@ def snippet(
         workspace=workspace,
         service_base_url=service.base_url(api, workspace) if emulator else None,
         key_var=key_variable(p),
+        history=_history(history),
     )
     if language is not None:
         return render(language, target)
     return SnippetSet([render(lang, target) for lang in LANGUAGES])
+
+
+def _history(history: Sequence[Mapping[str, Any]] | None) -> tuple[tuple[str, str], ...]:
+    """``history`` as (role, content) pairs; an ``InputError`` for anything but user/assistant text messages."""
+    out = []
+    for i, m in enumerate(history or ()):
+        role, content = (m.get("role"), m.get("content")) if isinstance(m, Mapping) else (None, None)
+        if role not in ("user", "assistant") or not isinstance(content, str):
+            raise InputError(f"history[{i}] must be a user or assistant message with text content, got {m!r}.",
+                             fix='E.g. history=[{"role": "user", "content": "Hi"}, '
+                             '{"role": "assistant", "content": "Hello!"}].')
+        out.append((role, content))
+    return tuple(out)
 
 
 __all__ = [

@@ -1,173 +1,178 @@
 """End to end: the Playground in JupyterLab 4 and Notebook 7, driven in headless Chromium against the emulator.
 
 Runs when Debian's Chromium (/usr/bin/chromium), Playwright, JupyterLab and Notebook are installed
-(CI installs them); skipped with the reason otherwise. Playwright drives the system Chromium, so
-no browser is downloaded. A screenshot is saved under tests/artifacts/.
+(CI installs them); skipped with the reason otherwise (see tests/browser.py). One server per
+frontend; one walk through the Playground per frontend: two turns shown in order, Code beside
+an answer, a stopped turn with its usage, a not-granted model and its "Use profile" action,
+then at 800 px nothing overflows, and in the dark theme the error and ✗ texts keep 4.5:1.
+Screenshots of each step go to tests/artifacts/ (1400 and 800 px, light and dark).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
+import re
 
-import nbformat
 import pytest
+from browser import (
+    ARTIFACTS,
+    browser_skip,
+    choose,
+    contrast,
+    jupyter_server,
+    launch,
+    notebook_url,
+    open_notebook,
+    overflows,
+    run_all,
+    set_theme,
+    shot,
+    write_notebook,
+)
 
-CHROMIUM = os.environ.get("QWEN_NB_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
-TOKEN = "qwen-nb-e2e"
-# flags for a root, offline, headless Chromium
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-]
+pytestmark = browser_skip()
 
-missing = [
-    what
-    for what, ok in (
-        (f"Chromium at {CHROMIUM}", shutil.which(CHROMIUM) is not None),
-        ("the playwright package", importlib.util.find_spec("playwright") is not None),
-        ("JupyterLab", importlib.util.find_spec("jupyterlab") is not None),
-    )
-    if not ok
-]
-pytestmark = pytest.mark.skipif(bool(missing), reason=f"browser test needs {', '.join(missing)}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+PROMPT_BOX = "textarea[placeholder^='Ask Qwen']"
+SEND = "button.jupyter-button:has-text('Send')"
 
 
-FRONTENDS = {
-    # frontend: (server module, URL path of the notebook)
-    "jupyterlab": ("jupyterlab", "lab/tree/playground.ipynb"),
-    "notebook7": ("notebook", "notebooks/playground.ipynb"),
-}
+@pytest.fixture(scope="module", params=["jupyterlab", "notebook7"])
+def frontend(request, emulator, tmp_path_factory):
+    """(name, notebook URL): one server per frontend, serving a notebook that shows a Playground."""
+    root = tmp_path_factory.mktemp(request.param)
+    write_notebook(root / "playground.ipynb", "import qwen_nb as q\npg = q.Playground()\npg")
+    with jupyter_server(request.param, root, emulator.url) as base:
+        yield request.param, notebook_url(base, "playground.ipynb")
 
 
-@pytest.fixture(params=list(FRONTENDS))
-def lab(request, emulator, tmp_path):
-    """A Jupyter frontend on loopback serving one notebook that shows a Playground; kernels use the emulator."""
-    module, path = FRONTENDS[request.param]
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not installed")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("import qwen_nb as q\npg = q.Playground()\npg")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "playground.ipynb")
-    env = {k: v for k, v in os.environ.items() if not (k == "DASHSCOPE_API_KEY" or k.startswith("QWEN_NB_"))}
-    env.update(QWEN_NB_EMULATOR=emulator.url, QWEN_NB_LEDGER=str(tmp_path / "usage.sqlite"),
-               JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"))
-    port = _free_port()
-    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={tmp_path}", "--ServerApp.open_browser=False"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log_text = (tmp_path / "lab.log").read_text()[-3000:]
-                    raise RuntimeError(f"{module} did not start:\n" + log_text) from None
-                time.sleep(0.3)
-        yield request.param, f"{base}/{path}?token={TOKEN}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+def _turns(page):
+    return page.locator(".qwen-nb-turn")
 
 
-def _choose(page, label: str, contains: str) -> str:
-    """Pick the option of the dropdown called ``label`` whose text contains ``contains``.
-
-    The model list reloads in the background when the profile changes, so wait for the option,
-    select it, and select again if a reload replaced the choice.
-    """
-    select = page.locator(f".widget-dropdown:has(label:text-is('{label}')) select").first
-    for _attempt in range(20):
-        options = select.locator("option").all_inner_texts()
-        choice = next((o for o in options if contains in o), None)
-        if choice is not None:
-            select.select_option(label=choice)
-            page.wait_for_timeout(400)
-            selected = select.evaluate("s => s.options[s.selectedIndex] && s.options[s.selectedIndex].text")
-            if selected and contains in selected:
-                return selected
-        page.wait_for_timeout(250)
-    raise AssertionError(f"no option containing {contains!r} stayed selected in {label}: {options}")
+def _send(page, text: str) -> None:
+    page.fill(PROMPT_BOX, text)
+    page.locator(SEND).first.click()
 
 
-def test_playground_streams_an_answer_and_shows_guidance(lab):
+def test_playground_reads_as_a_conversation_at_any_width_and_theme(frontend, emu):
     from playwright.sync_api import expect, sync_playwright
 
-    frontend, url = lab
-
-    ARTIFACTS.mkdir(exist_ok=True)
+    name, url = frontend
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        browser = launch(p)
+        page = open_notebook(browser, url, width=1400)
         try:
-            page.goto(url)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-            page.wait_for_function(
-                "() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
-                "?.getAttribute('data-status') === 'idle'",
-                timeout=90_000,
-            )
-            send = page.locator("button.jupyter-button:has-text('Send')")
-            for _attempt in range(3):  # the kernel may still be connecting on the first try
-                page.click(".jp-Cell .jp-InputArea-editor")
-                page.keyboard.press("Shift+Enter")
-                try:
-                    send.wait_for(timeout=20_000)
-                    break
-                except Exception:  # noqa: BLE001 - retried, then reported by the last wait below
-                    page.screenshot(path=str(ARTIFACTS / f"{frontend}-playground-waiting.png"), full_page=True)
-            send.wait_for(timeout=20_000)
+            run_all(page, SEND, name=f"{name}-playground")
+            choose(page, "Profile", "default")
+            choose(page, "Model", "qwen-plus")
 
-            # a default-workspace profile and a model it may call
-            _choose(page, "Profile", "default")
-            _choose(page, "Model", "qwen-plus")
-            page.fill("textarea[placeholder^='Ask Qwen']", "Who are you?")
-            send.click()
-            expect(page.locator(".jp-OutputArea-output:has-text('I am Qwen')").first).to_be_visible(timeout=30_000)
-            usage = page.locator(".widget-html:has-text(' total')").first
-            expect(usage).to_be_visible(timeout=30_000)
-            assert "qwen-plus" in usage.inner_text()
-            page.screenshot(path=str(ARTIFACTS / f"{frontend}-playground-answer.png"), full_page=True)
+            # 1. two prompts: both questions and both answers shown, in order
+            _send(page, "Who are you?")
+            expect(_turns(page).nth(0).locator(".jp-OutputArea-output:has-text('I am Qwen')")).to_be_visible(
+                timeout=30_000)
+            _send(page, "What is 2+2?")
+            second = _turns(page).nth(1)
+            expect(second.locator(".jp-OutputArea-output:has-text('2 + 2 = 4')")).to_be_visible(timeout=30_000)
+            expect(second.locator(".widget-html:has-text(' total')").first).to_be_visible(timeout=30_000)
+            boxes = []
+            for i, (question, answer) in enumerate((("Who are you?", "I am Qwen"), ("What is 2+2?", "2 + 2 = 4"))):
+                turn = _turns(page).nth(i)
+                q = turn.locator(".qwen-nb-question")
+                a = turn.locator(f".jp-OutputArea-output:has-text('{answer}')")
+                expect(q).to_have_text(question)
+                expect(q).to_be_visible()
+                expect(a).to_be_visible()
+                boxes += [q.bounding_box()["y"], a.bounding_box()["y"]]
+            assert boxes == sorted(boxes), f"turns out of order: {boxes}"
+            expect(page.locator(".widget-html:has-text('2 earlier turns')").first).to_be_visible()
+            # the code of the second turn, beside its answer: the first turn rides along
+            second.locator("button:has-text('Code')").click()
+            code = second.locator(".qwen-nb-code")
+            expect(code.locator("pre").first).to_contain_text("Who are you?", timeout=15_000)
+            expect(code.locator("label:text-is('Language')")).to_be_visible()
+            expect(code.locator("button.qwen-nb-copy")).to_be_visible()
+            shot(page, f"{name}-1-two-turns-1400-light")
+            second.locator("button:has-text('Code')").click()
 
-            # a sub-workspace calling a model it was not granted: the guidance, not a traceback
-            _choose(page, "Profile", "team-a")
-            assert "not granted" in _choose(page, "Model", "qwen-max").replace("\xa0", " ")
-            page.fill("textarea[placeholder^='Ask Qwen']", "Who are you?")
-            send.click()
-            guidance = page.locator(".widget-html:has-text('How to fix')").first
-            expect(guidance).to_be_visible(timeout=30_000)
-            text = guidance.inner_text()
-            assert "qwen-max" in text and "team-a" in text
+            # 2. a long answer stopped: the turn says so, with what it was billed
+            emu.set_faults(tokens_per_second=20, reply_tokens=400)
+            _send(page, "Write a long essay about tea")
+            third = _turns(page).nth(2)
+            expect(third.locator(".jp-OutputArea-output")).to_contain_text(re.compile(r"\w+ \w+ \w+"),
+                                                                           timeout=30_000)
+            page.locator("button.jupyter-button:has-text('Stop')").first.click()
+            chips = third.locator(".widget-html:has-text('stopped')").first
+            expect(chips).to_be_visible(timeout=15_000)
+            text = chips.inner_text()
+            assert "■ stopped" in text and re.search(r"billed \d+ in · \d+ out", text), text
+            emu.reset()
+            shot(page, f"{name}-2-stopped-1400-light")
+
+            # 3. a model the workspace was not granted: a short error on the turn, and the action
+            choose(page, "Profile", "team-a")
+            assert "not granted" in choose(page, "Model", "qwen-max").replace("\xa0", " ")
+            _send(page, "Hello")
+            fourth = _turns(page).nth(3)
+            panel = fourth.locator(".qwen-nb-error")
+            expect(panel).to_be_visible(timeout=30_000)
+            assert "qwen-max" in panel.locator("div").first.inner_text()
             assert "Traceback" not in page.content()
-            page.screenshot(path=str(ARTIFACTS / f"{frontend}-playground-access-denied.png"), full_page=True)
+            expect(fourth.locator(".widget-html:has-text('✗')").first).to_be_visible()
+            action = fourth.locator("button:has-text(\"Use profile 'default'\")")
+            expect(action).to_be_visible()
+            shot(page, f"{name}-3-not-granted-1400-light")
+            action.click()
+            fifth = _turns(page).nth(4)
+            expect(fifth.locator(".widget-html:has-text('qwen-max · default')").first).to_be_visible(timeout=30_000)
+            expect(fifth.locator(".jp-OutputArea-output")).to_contain_text(re.compile(r"\w"))
+            picked = page.locator(".widget-dropdown:has(label:text-is('Profile')) select").first
+            assert picked.evaluate("s => s.options[s.selectedIndex].text").startswith("default")
+            shot(page, f"{name}-4-action-done-1400-light")
+            if name == "jupyterlab":  # the README's picture (docs/playground.png is a copy of it)
+                second.evaluate("e => e.scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(300)
+                box = page.locator(".jp-OutputArea-output:has(.qwen-nb-playground)").first.bounding_box()
+                view = page.viewport_size
+                top = max(second.bounding_box()["y"] - 4, 80)
+                shot(page, "playground-readme", full_page=False, clip={
+                    "x": box["x"] - 8, "y": top, "width": box["width"] + 16,
+                    "height": min(view["height"] - top - 40, 760)})
+
+            # 4. at 800 px nothing in the widget overflows its box (settings open, a code panel shown)
+            page.set_viewport_size({"width": 800, "height": 1100})
+            page.locator(".widget-accordion .jp-Collapse-header:has-text('Parameters'), "
+                         ".widget-accordion .lm-TabBar-tab:has-text('Parameters'), "
+                         ".widget-accordion :text-is('Parameters')").first.click()
+            fifth.locator("button:has-text('Code')").click()
+            expect(fifth.locator(".qwen-nb-code pre").first).to_be_visible(timeout=15_000)
+            page.wait_for_timeout(500)
+            area = page.locator(".jp-OutputArea-output:has(.qwen-nb-playground)").first
+            problems = overflows(area)
+            shot(page, f"{name}-5-800-light")
+            assert problems == [], "\n".join(problems)
+            slider = page.locator(".widget-hslider:has(label:text-is('Temperature')) .slider-container").first
+            assert slider.bounding_box()["width"] > 80  # not squeezed to a dot
+
+            # 5. dark theme: error and ✗ text keep >= 4.5:1 against what is behind them
+            set_theme(page, "dark")
+            problems = overflows(area)
+            shot(page, f"{name}-6-800-dark")
+            assert problems == [], "\n".join(problems)
+            ratios = {
+                "error headline": contrast(page, panel.locator("div").first),
+                "✗ mark": contrast(page, fourth.locator("span:has-text('✗')").first),
+                "stopped mark": contrast(page, third.locator("span:has-text('■ stopped')").first),
+                "question": contrast(page, _turns(page).nth(0).locator(".qwen-nb-question")),
+                "context line": contrast(page, page.locator(".widget-html:has-text('earlier turn') span").first),
+            }
+            (ARTIFACTS / f"{name}-contrast-dark.txt").write_text(
+                "\n".join(f"{k}: {v:.2f}" for k, v in ratios.items()) + "\n")
+            assert all(r >= 4.5 for r in ratios.values()), ratios
+            page.set_viewport_size({"width": 1400, "height": 1100})
+            page.wait_for_timeout(300)
+            shot(page, f"{name}-7-1400-dark")
         except Exception:
-            page.screenshot(path=str(ARTIFACTS / f"{frontend}-playground-failure.png"), full_page=True)
+            shot(page, f"{name}-playground-failure")
             raise
         finally:
+            emu.reset()
             browser.close()

@@ -67,12 +67,49 @@ def test_profile_switch_sets_region_and_lists_that_workspace_models(session, emu
 def test_region_choice_switches_to_a_profile_of_that_region(session):
     region = RegionPicker(session)
     profile = ProfilePicker(session, region=region)
+    # only the regions the session has profiles for are offered
+    assert {v for _, v in region.options} == {p.region for p in session.profiles()}
+    assert "cn-hongkong" not in [v for _, v in region.options]
     region.value = "cn-beijing"
     assert session.get_profile(profile.value).region == "cn-beijing"
     assert "keys work only in their own region" in profile.note
-    region.value = "cn-hongkong"  # no profile there: the choice stays, the note says why
-    assert session.get_profile(profile.value).region == "cn-beijing"
+    every = RegionPicker(session, all_regions=True)  # every region, when asked for
+    profile = ProfilePicker(session, region=every)
+    every.value = "cn-hongkong"  # no profile there: the choice stays, the note says why
+    assert session.get_profile(profile.value).region == "ap-southeast-1"
     assert "No profile for Hong Kong" in profile.note
+
+
+def test_pickers_follow_profiles_added_to_the_session(session, emu):
+    region = RegionPicker(session)
+    profile = ProfilePicker(session, region=region)
+    model = ModelPicker(session, profile=profile)
+    assert model.wait(10)
+    session.add_profile("hk", "sk-" + "H" * 32, region="cn-hongkong")  # e.g. from KeyEntry or code
+    assert "hk" in [v for _, v in profile.options]
+    assert "cn-hongkong" in [v for _, v in region.options]
+    profile.value = "hk"
+    assert region.value == "cn-hongkong"
+    session.remove_profile("hk")
+    assert "hk" not in [v for _, v in profile.options] and "cn-hongkong" not in [v for _, v in region.options]
+    assert profile.value != "hk"
+
+
+def test_not_granted_models_are_grouped_under_a_heading_that_cannot_be_chosen(session):
+    from qwen_nb.widgets.pickers import HEADING
+
+    model = ModelPicker(session, profile="team-a")
+    assert model.wait(10)
+    values = [v for _, v in model.options]
+    labels = [lab for lab, _ in model.options]
+    i = values.index(HEADING)
+    assert labels[i] == "── not granted to team-a ──"
+    assert all(not lab.endswith(NOT_GRANTED) for lab in labels[:i])
+    assert labels[i + 1:] and all(lab.endswith(NOT_GRANTED) for lab in labels[i + 1:])
+    assert model.value == "qwen-plus"
+    model.value = HEADING  # the heading is not a model: the choice stays
+    assert model.value == "qwen-plus"
+    assert model.layout.width == "22em" and model.layout.max_width == "100%"  # a fixed width, never wider
 
 
 def test_model_list_falls_back_to_the_catalog_when_the_workspace_list_fails(session, emu):
@@ -159,7 +196,8 @@ def test_playground_displays_as_its_widget_and_keeps_widget_send(pg, emu):
     assert emu.key("default") not in repr(pg)
     # the widgets' own ``send`` (custom messages to the frontend) keeps its meaning
     assert type(pg.widget).send is widgets.Widget.send and type(pg.prompt).send is widgets.Widget.send
-    assert pg.prompt in pg.widget.children and pg.answer in pg.widget.children
+    assert pg.prompt in pg.widget.children and pg.chat in pg.widget.children
+    assert pg.answer is None  # no turn yet: the answers live in the turns of the chat
 
 
 def test_close_stops_and_closes_the_widgets(session, emu):
@@ -184,6 +222,10 @@ def test_send_streams_and_completes(pg, emu):
     shown = pg.answer.outputs[-1]["data"]["text/markdown"]
     assert shown == pg.answer_text  # the final push shows everything
     assert "out" in pg.usage.value and "ms" in pg.usage.value  # tokens and latency
+    assert f"≈{pg.last_result.cost:.6f} {pg.last_result.currency}" in pg.usage.value  # and cost
+    assert pg.chat.children == (pg.current.widget,) and pg.answer in pg.current.main.children
+    assert "Who are you?" in pg.current.question.value  # the question stays shown with its answer
+    assert "1 earlier turn" in pg.context.value and "Playground total: 0.0000" in pg.total.value
     assert pg.history == [
         {"role": "user", "content": "Who are you?"},
         {"role": "assistant", "content": pg.answer_text},
@@ -201,7 +243,8 @@ def test_thinking_text_goes_to_the_collapsible_section(pg):
     assert pg.wait(15) and pg.last_error is None, pg.error.value
     assert pg.reasoning_text
     assert pg.thinking_box.layout.display is None  # shown
-    assert pg.thinking_box.selected_index is None  # collapsed
+    assert pg.thinking_box.selected_index is None  # collapsed once the answer started
+    assert "tokens" in pg.thinking_box.get_title(0)
     assert pg.last_result.reasoning == pg.reasoning_text
 
 
@@ -227,6 +270,10 @@ def test_stop_cancels_and_keeps_the_partial_answer(pg, emu, session):
     assert pg.last_error is None
     assert "Stopped" in pg.status.value
     assert pg.history[-1] == {"role": "assistant", "content": pg.answer_text}
+    # the turn says it was stopped, and what it was billed
+    usage = pg.last_result.usage
+    assert "■ stopped" in pg.usage.value and f"billed {usage.line()}" in pg.usage.value
+    assert usage.output_tokens > 0 and pg.turns[-1].outcome == "stopped"
     statuses = [r.status for r in session.ledger.records()]
     assert "interrupted" in statuses
 
@@ -263,8 +310,36 @@ def test_access_denied_shows_guidance_and_marks_the_model(pg, emu, session):
     assert "qwen-max" in session.not_granted("team-a")
     assert dict((v, lab) for lab, v in pg.model.options)["qwen-max"] == "qwen-max" + NOT_GRANTED
     assert pg.history == history  # a failure never loses history
-    assert pg.prompt.value == "Hello"  # and the prompt comes back
     assert not pg.busy
+    # known from the grants: nothing was sent, the turn says so, and offers a profile that can call it
+    failed = pg.current
+    assert failed.run.outcome == "failed" and not failed.run.sent
+    assert "✗ not sent" in failed.usage.value and "nothing billed" in failed.usage.value
+    assert pg.error is failed.error and "<details" in panel  # the long text folded
+    assert failed.action.layout.display is None and failed.action.description == "Use profile 'default'"
+    assert len(chat_requests(emu)) == 1
+    failed.action.click()  # switches the profile picker and sends the turn again
+    assert pg.profile.value == "default" and pg.model.value == "qwen-max"
+    assert pg.wait(15) and pg.last_error is None, pg.error.value
+    assert pg.turns[-1].profile == "default" and pg.turns[-1].prompt == "Hello" and pg.turns[-1].outcome == "done"
+    assert chat_requests(emu)[-1].body["model"] == "qwen-max"
+    assert pg.prompt.value == ""
+
+
+def test_a_model_refused_by_the_service_fails_on_its_turn_with_nothing_billed(pg, emu, session):
+    # team-a's key and workspace without its grants list: only the service can say no
+    session.add_profile("team-a2", emu.key("team-a"), workspace=emu.config.workspace("team-a").id)
+    pg.profile.value = "team-a2"
+    assert pg.model.wait(10)
+    assert pg.controller.send("Hello", model="qwen-max", profile="team-a2") and pg.wait(15)
+    assert isinstance(pg.last_error, ModelNotGrantedError)
+    turn = pg.current
+    assert turn.run.sent and turn.run.outcome == "failed"
+    assert "✗ failed" in turn.usage.value and "nothing billed" in turn.usage.value
+    assert "HTTP 403" in turn.error.value and "request id" in turn.error.value
+    assert "POST" not in turn.error.value.split("<details")[0]  # the URL stays in the folded details
+    assert turn.action.description == "Use profile 'default'"
+    assert pg.prompt.value == ""  # the action offers to send it again instead
 
 
 def test_history_accumulates_is_sent_and_clears(pg, emu):
@@ -274,18 +349,25 @@ def test_history_accumulates_is_sent_and_clears(pg, emu):
     assert pg.history[-1]["content"] == "2 + 2 = 4."
     sent = chat_requests(emu)[-1].body["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
-    assert "2 turns" in pg.history_box.get_title(0)
+    assert "2 earlier turns" in pg.context.value and "tokens will be sent" in pg.context.value
+    assert "sent with 1 earlier turn" in pg.current.question.value
+    # both turns shown in order, questions with their answers
+    assert [v.run.prompt for v in pg.turn_views] == ["Hello", "What is 2+2?"]
+    total = pg.controller.totals
+    assert "Playground total" in pg.total.value and sum(total.values()) > 0
     pg.clear_button.click()
-    assert pg.history == []
-    assert "0 turns" in pg.history_box.get_title(0)
+    assert pg.history == [] and pg.chat.children == ()
+    assert "New chat" in pg.context.value
+    assert pg.controller.totals == total  # what was spent stays counted
 
 
 def test_empty_prompt_and_region_mismatch_are_refused_before_any_call(pg, emu):
     assert not pg.send("   ")
     assert isinstance(pg.last_error, InputError) and "prompt is empty" in pg.error.value
-    pg.region.value = "cn-hongkong"
-    assert "No profile for Hong Kong" in pg.status.value
-    assert not pg.send("Hello")
+    assert pg.error is pg.refusal and pg.chat.children == ()
+    # a region without a profile is not offered; a mismatch given in code is still refused
+    assert "cn-hongkong" not in [v for _, v in pg.region.options]
+    assert not pg.controller.send("Hello", model="qwen-plus", profile="default", region="cn-hongkong")
     assert "keys work only in their own region" in pg.error.value
     assert chat_requests(emu) == []
 
@@ -294,14 +376,31 @@ def test_show_code_uses_the_current_choices(pg, emu):
     pg.profile.value = "team-b"
     pg.model.wait(10)
     pg.model.value = "qwen-max"
-    pg.code_toggle.value = True
-    code = pg.code.outputs[-1]["data"]["text/markdown"]
+    code = pg.code_text("Hi")  # before any turn: the current choices
     assert "```python" in code and "qwen-max" in code and "DASHSCOPE_API_KEY" in code
     assert emu.key("team-b") not in code
-    pg.code_language.value = "curl"
-    assert "curl" in pg.code.outputs[-1]["data"]["text/markdown"]
-    pg.code_toggle.value = False
-    assert pg.code_box.layout.display == "none"
+
+
+def test_show_code_beside_the_answer_is_the_request_actually_sent(pg, emu):
+    assert pg.send("Hello") and pg.wait(15)
+    assert pg.send("What is 2+2?") and pg.wait(15)
+    turn = pg.current
+    assert turn.code_box.layout.display == "none"
+    turn.code_toggle.value = True
+    assert turn.code_box in turn.body.children  # beside the answer, not under the conversation
+    code = turn.code.outputs[-1]["data"]["text/markdown"]
+    sent = chat_requests(emu)[-1].body["messages"]
+    assert "```python" in code and all(m["content"] in code for m in sent)  # the history too
+    assert turn.code_language.description == "Language" and "Copy" in turn.copy.value
+    turn.code_language.value = "curl"
+    assert "curl" in turn.code.outputs[-1]["data"]["text/markdown"]
+    assert "2 + 2 = 4." in turn.code.outputs[-1]["data"]["text/markdown"] or "Hello" in code
+    first = pg.turn_views[0]
+    first.code_toggle.value = True
+    assert "What is 2+2?" not in first.code.outputs[-1]["data"]["text/markdown"]
+    turn.code_toggle.value = False
+    assert turn.code_box.layout.display == "none"
+    assert emu.key("default") not in code
 
 
 # ----------------------------------------------------------------------------- keys

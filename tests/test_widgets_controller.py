@@ -245,3 +245,71 @@ def test_stop_during_a_retry_wait_sends_nothing_more(ctl, emu, session):
     assert run.settled.wait(5)  # the retry wait ended at once
     assert len(chat_requests(emu)) == 1
     assert [r.status for r in session.ledger.records()] == ["interrupted"]
+
+
+def test_turns_context_and_totals(ctl, emu, session):
+    assert ctl.context("Hi") == (0, 1) and ctl.context_line() == "New chat: nothing earlier is sent"
+    assert send(ctl, "Hello") and ctl.wait(15)
+    turns, tokens = ctl.context("What is 2+2?")
+    assert turns == 1 and tokens > 3
+    assert ctl.context_line("What is 2+2?") == f"1 earlier turn · ~{tokens} tokens will be sent"
+    assert send(ctl, "What is 2+2?") and ctl.wait(15)
+    first, second = ctl.turns
+    assert (first.index, second.index) == (1, 2) and (first.earlier_turns, second.earlier_turns) == (0, 1)
+    assert second.context_tokens == tokens and second.messages[-1]["content"] == "What is 2+2?"
+    assert second.usage == second.result.usage and second.cost == second.result.cost
+    spent = first.cost + second.cost
+    assert ctl.totals == {"USD": pytest.approx(spent)} and ctl.calls == 2
+    assert ctl.total_tokens == sum(r.usage.input_tokens + r.usage.output_tokens for r in ctl.turns)
+    assert ctl.total_line().startswith(f"Playground total: {spent:.6f} USD · ")
+    assert ctl.new_chat() and ctl.turns == [] and ctl.history == []
+    assert ctl.totals == {"USD": pytest.approx(spent)}  # what was spent stays counted
+
+
+def test_a_stopped_turn_keeps_what_it_was_billed(ctl, emu, session):
+    emu.set_faults(tokens_per_second=40)
+    assert send(ctl, "Tell me about the ocean tides")
+    assert until(lambda: len(ctl.answer_text) > 10)
+    assert ctl.stop()
+    run = ctl.turns[-1]
+    assert run.outcome == "stopped" and run.usage is not None and run.usage.output_tokens > 0
+    assert run.cost is not None and ctl.totals["USD"] == pytest.approx(run.cost)
+
+
+def test_not_granted_refusals_offer_a_profile_that_can_call_the_model(ctl, session, emu):
+    # known from the grants: with check_grants nothing is sent
+    assert send(ctl, "Hello", profile="team-a", model="qwen-max", check_grants=True)
+    run = ctl.turns[-1]
+    assert run.outcome == "failed" and not run.sent and chat_requests(emu) == []
+    assert isinstance(run.error, ModelNotGrantedError) and "nothing was sent" in run.error.message
+    assert run.usage.input_tokens == 0 and ctl.calls == 0
+    assert run.action == "default"  # a default-workspace key of the same region
+    assert [p.name for p in session.profiles_for("qwen-max", "ap-southeast-1")] == ["default", "team-b"]
+    assert ctl.retry_with_profile(run) and ctl.wait(15)
+    again = ctl.turns[-1]
+    assert again.outcome == "done" and again.profile == "default" and again.prompt == "Hello"
+    assert chat_requests(emu)[-1].body["model"] == "qwen-max"
+    # refused by the service: the ledger row says what was billed (nothing)
+    session.add_profile("team-a2", emu.key("team-a"), workspace=emu.config.workspace("team-a").id)
+    assert send(ctl, "Hi", profile="team-a2", model="qwen-max") and ctl.wait(15)
+    run = ctl.turns[-1]
+    assert run.sent and run.outcome == "failed" and run.usage is not None and run.usage.output_tokens == 0
+    assert run.action == "default" and "team-a2" not in [p.name for p in session.profiles_for("qwen-max")]
+
+
+def test_profiles_changed_callbacks(session):
+    seen = []
+
+    class View:
+        def changed(self):
+            seen.append("view")
+
+    view = View()
+    remove = session.on_profiles_changed(lambda: seen.append("fn"))
+    session.on_profiles_changed(view.changed)
+    session.add_profile("x", "sk-" + "X" * 32)
+    assert seen == ["fn", "view"]
+    del view  # a bound method is held weakly
+    remove()
+    session.remove_profile("x")
+    assert seen == ["fn", "view"]

@@ -123,3 +123,27 @@ def test_stopped_turn_kept_only_with_text_and_empty_prompt_refused():
     assert conv.turns == 1
     with pytest.raises(InputError):
         conv.request("   ")
+
+
+def test_error_panel_is_short_with_chips_and_folded_details():
+    from qwen_nb.errors import ModelNotGrantedError
+    from qwen_nb.widgets._common import error_panel_html
+
+    err = ModelNotGrantedError(
+        "Profile 'team-a' in Singapore is not allowed to call 'qwen-max': access denied. A sub-workspace key can "
+        "only call the models granted to its workspace.",
+        fix="Grant 'qwen-max' to the workspace: console > model permissions; or by API: q.grant(['qwen-max']), "
+        "which POSTs https://example.invalid/api/v1/models/permissions. Something else. A fourth sentence. "
+        "Profiles of yours that can call it: 'default' (default workspace) — e.g. profile='default'.",
+        status=403, code="Model.AccessDenied", request_id="req-1",
+    )
+    panel = error_panel_html(err)
+    shown, details = panel.split("<details", 1)
+    assert "✗ Profile &#x27;team-a&#x27; in Singapore is not allowed" in shown
+    assert "A sub-workspace key" not in shown and "A sub-workspace key" in details  # one-line headline
+    assert shown.count("<li>") == 3 and shown.index("Profiles of yours") < shown.index("Grant")
+    assert "https://" not in shown and "https://example.invalid" in details  # the URL is folded
+    for c in ("ModelNotGrantedError", "HTTP 403", "Model.AccessDenied", "request id req-1"):
+        assert c in shown
+    key = "sk-" + "k" * 32
+    assert key not in error_panel_html(ValueError(f"bad {key}"))

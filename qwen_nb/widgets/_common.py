@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from typing import TYPE_CHECKING, Any
 
 from qwen_nb._regions import get_region
@@ -30,30 +31,81 @@ def region_label(region_id: str) -> str:
         return region_id
 
 
-
-
 def esc(text: Any) -> str:
     """HTML-escaped, key-scrubbed text."""
     return html.escape(scrub(str(text)))
 
 
-def error_html(err: BaseException) -> str:
-    """A guided error as HTML: what went wrong and how to fix it; never a traceback."""
+#: text colours from JupyterLab's theme variables, mixed toward the theme's strongest text colour so
+#: they keep >= 4.5:1 contrast on the output background in light and dark themes (fallbacks: light)
+_MIX = "color:{light};color:color-mix(in srgb, var({var}, {fallback}) {share}%, var(--jp-content-font-color0, #000))"
+BAD = _MIX.format(light="#b71c1c", var="--jp-error-color1", fallback="#d32f2f", share=70)
+WARN = _MIX.format(light="#8a4b00", var="--jp-warn-color1", fallback="#f57c00", share=62)
+OK = _MIX.format(light="#1b5e20", var="--jp-success-color1", fallback="#388e3c", share=70)
+MUTED = "color:var(--jp-ui-font-color1, rgba(0,0,0,.87));opacity:.85"
+_CHIP = ("display:inline-block;margin:1px 4px 1px 0;line-height:1.6;padding:0 6px;border-radius:8px;font-size:85%;"
+         "background:var(--jp-layout-color2, #eee);color:var(--jp-ui-font-color0, #000);"
+         "overflow-wrap:anywhere")
+_URL = re.compile(r"(?:,?\s*which\s+(?:POST|GET|PUT|DELETE)s?\s+)?\bhttps?://\S+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z'\"(])")
+
+
+def chip(text: str, style: str = "") -> str:
+    """A small rounded label (status, code, request id, usage)."""
+    return f'<span style="{_CHIP};{style}">{esc(text)}</span>'
+
+
+def _sentences(text: str) -> list[str]:
+    return [t.strip() for t in _SENTENCE.split(text or "") if t.strip()]
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def error_panel_html(err: BaseException) -> str:
+    """A short error panel: a one-line headline, 2-3 fix bullets, status / code / request id as chips, details folded.
+
+    The one place the widgets render an error (the Playground's turns, refused sends, KeyEntry).
+    URLs and long text stay in the folded details; keys are scrubbed everywhere.
+    """
+    name = type(err).__name__
     if isinstance(err, QwenNbError):
-        parts = [f"<b>{esc(type(err).__name__)}</b>: {esc(err.message)}"]
-        if err.fix:
-            parts.append(f"<br><b>How to fix:</b> {esc(err.fix)}")
-        details = []
-        if err.status_text:
-            details.append(err.status_text)
-        if err.request_id:
-            details.append(f"request id {err.request_id}")
-        if details:
-            parts.append(f"<br><small>{esc('; '.join(details))}</small>")
+        message, fix = err.message, err.fix or ""
     else:
-        parts = [f"<b>{esc(type(err).__name__)}</b>: {esc(err)}"]
+        message, fix = str(err), ""
+    first = _sentences(message)
+    headline = _short(first[0] if first else name, 160)
+    bullets = [_short(_URL.sub("", b).rstrip(" ,;:"), 170) for b in _sentences(fix)]
+    bullets = [b for b in bullets if len(b) > 3]
+    # "Profiles of yours that can call it" is the most useful line: first
+    bullets.sort(key=lambda b: 0 if b.startswith("Profiles of yours") else 1)
+    bullets = bullets[:3]
+    chips = [chip(name)]
+    if isinstance(err, QwenNbError):
+        if err.status is not None:
+            chips.append(chip(f"HTTP {err.status}"))
+        if err.code:
+            chips.append(chip(str(err.code)))
+        if err.request_id:
+            chips.append(chip(f"request id {err.request_id}"))
+    parts = [
+        f'<div style="font-weight:600;{BAD}">✗ {esc(headline)}</div>',
+    ]
+    if bullets:
+        items = "".join(f"<li>{esc(b)}</li>" for b in bullets)
+        parts.append(f'<div style="margin-top:2px"><b>How to fix</b><ul style="margin:2px 0 2px 1.2em;'
+                     f'padding:0">{items}</ul></div>')
+    parts.append(f"<div>{''.join(chips)}</div>")
+    details = message + (f"\n\nHow to fix: {fix}" if fix else "")
+    parts.append(
+        '<details style="margin-top:2px"><summary style="cursor:pointer;font-size:90%">Details</summary>'
+        f'<div style="white-space:pre-wrap;overflow-wrap:anywhere;font-size:90%">{esc(details)}</div></details>'
+    )
     return (
-        '<div style="border-left:4px solid #d9534f;padding:4px 8px;background:rgba(217,83,79,0.08)">'
+        '<div class="qwen-nb-error" style="border-left:4px solid var(--jp-error-color1, #d32f2f);line-height:1.45;'
+        'padding:4px 8px;margin:2px 0;overflow-wrap:anywhere;color:var(--jp-content-font-color1, inherit)">'
         + "".join(parts)
         + "</div>"
     )
@@ -61,8 +113,9 @@ def error_html(err: BaseException) -> str:
 
 def note_html(text: str, kind: str = "info") -> str:
     """A one-line note; ``kind`` is "info", "ok" or "warn"."""
-    color = {"info": "#5bc0de", "ok": "#5cb85c", "warn": "#f0ad4e"}.get(kind, "#5bc0de")
-    return f'<div style="border-left:4px solid {color};padding:2px 8px">{esc(text)}</div>'
+    color = {"info": "var(--jp-info-color1, #0097a7)", "ok": "var(--jp-success-color1, #388e3c)",
+             "warn": "var(--jp-warn-color1, #f57c00)"}.get(kind, "var(--jp-info-color1, #0097a7)")
+    return f'<div style="border-left:4px solid {color};padding:2px 8px;overflow-wrap:anywhere">{esc(text)}</div>'
 
 
 def pre_html(text: str) -> str:

@@ -26,6 +26,13 @@ streaming call from its background threads (``on_update`` calls never overlap):
 
 An exception raised by a callback is logged and never stops the controller (a failed
 ``on_update`` is retried with the next one).
+
+Every call is a turn (``ctl.turns``, a ``Run`` each, kept until ``new_chat()``): what was
+asked, what was sent (``run.messages``, history included), how it ended, and what it was
+billed (``run.usage``, ``run.cost``, also after Stop and after an error). ``context(prompt)``
+says how many earlier turns and roughly how many tokens the next send carries, ``totals``
+what the conversation cost so far per currency, and ``run.action`` names another profile of
+the session that can call a model this one was refused (``retry_with_profile``).
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ from typing import TYPE_CHECKING, Any
 
 from qwen_nb._pipeline import CancelToken
 from qwen_nb.coalesce import DEFAULT_RATE, Coalescer
-from qwen_nb.errors import InputError, ModelNotGrantedError, QwenNbError
+from qwen_nb.errors import InputError, ModelNotGrantedError, QwenNbError, StreamInterruptedError
+from qwen_nb.normalize import estimate_tokens
+from qwen_nb.results import Usage
 from qwen_nb.widgets._common import region_label, resolve_session
 from qwen_nb.widgets.conversation import Conversation
 
@@ -71,6 +80,21 @@ class Run:
     error: BaseException | None = None
     #: whether the turn was added to the conversation
     kept: bool = False
+    #: the region of the profile, and the turn's place in the conversation (1 = first)
+    region: str = ""
+    index: int = 0
+    #: earlier turns sent along with this prompt, and an estimate of the tokens sent
+    earlier_turns: int = 0
+    context_tokens: int = 0
+    #: False when the turn was refused before anything was sent (a model known not granted)
+    sent: bool = True
+    #: what the call was billed (the partial answer's after Stop; the ledger row's after an error)
+    usage: Usage | None = None
+    cost: float | None = None
+    currency: str | None = None
+    #: another profile of the session that can call ``model`` (offered after a not-granted refusal)
+    action: str | None = None
+    wall_started: float = field(default_factory=time.time)
     #: set when the call ended (``outcome`` is set); ``settled`` when its threads have exited too
     done: threading.Event = field(default_factory=threading.Event)
     settled: threading.Event = field(default_factory=threading.Event)
@@ -169,6 +193,14 @@ class PlaygroundController:
         self.refused = 0
         #: ``on_update`` calls made, over every call
         self.updates = 0
+        #: the turns of this conversation, oldest first (failed and stopped ones too)
+        self.turns: list[Run] = []
+        #: what this controller's calls cost, per currency (unknown prices left out; New chat keeps them)
+        self.totals: dict[str, float] = {}
+        #: tokens billed over this controller's calls (input + output)
+        self.total_tokens = 0
+        #: calls sent over this controller's life
+        self.calls = 0
         self._lock = threading.Lock()
         self._busy = False
         self._run: Run | None = None
@@ -212,6 +244,26 @@ class PlaygroundController:
         run = self._run
         return True if run is None else run.done.wait(timeout)
 
+    def context(self, prompt: str = "") -> tuple[int, int]:
+        """(earlier turns, ~tokens) the next send carries: the system prompt, the kept turns and ``prompt``."""
+        conv = self.conversation
+        texts = [conv.system or ""] + [str(m.get("content", "")) for m in conv.messages] + [prompt or ""]
+        return conv.turns, sum(estimate_tokens(t) for t in texts)
+
+    def context_line(self, prompt: str = "") -> str:
+        """``3 earlier turns · ~430 tokens will be sent`` (or that the chat is new)."""
+        turns, tokens = self.context(prompt)
+        if not turns:
+            return "New chat: nothing earlier is sent" + (f" · ~{tokens} tokens" if prompt else "")
+        return f"{turns} earlier turn{'s' if turns != 1 else ''} · ~{tokens} tokens will be sent"
+
+    def total_line(self) -> str:
+        """``Playground total: 0.000123 USD · 1,234 tokens · 3 calls``: what the calls were billed, New chat or not."""
+        money = " + ".join(f"{v:.6f} {c}" for c, v in sorted(self.totals.items()))
+        calls = self.calls
+        return (f"Playground total: {money or 'cost unknown' if self.total_tokens else '0'}"
+                f" · {self.total_tokens:,} tokens · {calls} call{'s' if calls != 1 else ''}")
+
     # ------------------------------------------------------------------ actions
     def send(
         self,
@@ -222,11 +274,14 @@ class PlaygroundController:
         api: str = "openai",
         params: dict[str, Any] | None = None,
         region: str | None = None,
+        check_grants: bool = False,
     ) -> bool:
         """Send ``prompt`` as the next turn; False if refused (the status or error callback says why).
 
         Refused while another answer is running, for an empty prompt, without a model or a
         profile, and when ``region`` (the region the user picked) is not the profile's region.
+        With ``check_grants``, a model the profile is known not to be granted (its grants list,
+        or a refusal in this session) makes a failed turn at once, with nothing sent.
         """
         if self._busy:
             self._refuse()
@@ -254,6 +309,7 @@ class PlaygroundController:
             else:
                 refused = False
                 self._busy = True
+                earlier, tokens = self.context(prompt)
                 run = Run(
                     prompt=prompt,
                     messages=messages,
@@ -262,13 +318,22 @@ class PlaygroundController:
                     api=api,
                     params=dict(params or {}),
                     coalescer=Coalescer(self.rate),
+                    region=prof.region,
+                    index=len(self.turns) + 1,
+                    earlier_turns=earlier,
+                    context_tokens=tokens,
                 )
                 self._run = run
+                self.turns.append(run)
         if refused:
             self._refuse()
             return False
         self.last_error = None
         self._emit(self.on_start, run)
+        if check_grants and self._known_not_granted(prof, model):
+            run.sent = False
+            self._finish(run, None, self._not_granted_error(prof, model))
+            return True
         self._emit(self.on_status, f"Asking {model} via {run.profile} ({api})…", "info")
         threading.Thread(target=self._work, args=(run,), name="qwen-nb-playground", daemon=True).start()
         return True
@@ -296,12 +361,24 @@ class PlaygroundController:
             self._finish(run, None, None)
         return True
 
+    def retry_with_profile(self, run: Run, profile: str | None = None, **kw: Any) -> bool:
+        """Send ``run``'s prompt again with ``profile`` (default: ``run.action``), same model, API and parameters."""
+        profile = profile or run.action
+        kw.setdefault("api", run.api)
+        kw.setdefault("params", run.params)
+        return self.send(run.prompt, model=run.model, profile=profile, **kw)
+
+    def new_chat(self) -> bool:
+        """Start a new conversation (``clear()``): nothing earlier is sent with the next prompt."""
+        return self.clear()
+
     def clear(self) -> bool:
         """Forget the conversation and the last answer; refused (False) while an answer is running."""
         if self._busy:
             self._refuse("Stop the current answer before clearing.")
             return False
         self.conversation.clear()
+        self.turns.clear()  # the totals stay: what was spent was spent
         self._run = None
         self._emit(self.on_clear)
         self._emit(self.on_status, "Conversation cleared.", "info")
@@ -387,9 +464,11 @@ class PlaygroundController:
 
     def _finish(self, run: Run, result: ChatResult | None, err: BaseException | None) -> None:
         with self._lock:
-            if run.finalized:
-                return
+            finalizing = run.finalized
             run.finalized = True
+        if finalizing:  # the other thread is finishing it: wait for that (stop() returns not busy)
+            run.done.wait(5.0)
+            return
         run.ended = time.perf_counter()
         with run.cond:
             stopped = run.cancel.is_set()
@@ -403,6 +482,7 @@ class PlaygroundController:
             except Exception:
                 run.result = None
             self.last_result = run.result
+            self._bill(run)
             status = ("Stopped." + (" The partial answer is kept in the history." if run.kept else ""), "warn")
         elif err is not None:
             run.outcome = "failed"
@@ -410,14 +490,19 @@ class PlaygroundController:
             if isinstance(err, ModelNotGrantedError):  # the session marks these too; this is for any path
                 try:
                     self.session.note_not_granted(run.profile, run.model)
+                    others = self.session.profiles_for(run.model, run.region, exclude=run.profile)
+                    run.action = others[0].name if others else None
                 except Exception:
                     log.debug("qwen-nb: could not mark a model as not granted", exc_info=True)
+            self._bill(run)
             self._emit(self.on_error, err)
-            status = ("The call failed; the conversation is unchanged.", "warn")
+            status = ("The call failed; the conversation is unchanged." if run.sent
+                      else "Nothing was sent; the conversation is unchanged.", "warn")
         else:
             run.outcome = "done"
             run.result = self.last_result = result
             run.kept = self.conversation.commit(run.prompt, answer)
+            self._bill(run)
             status = ("", "info")
         self._emit(self.on_status, *status)
         self._emit(self.on_finish, run)
@@ -426,6 +511,61 @@ class PlaygroundController:
         run.done.set()
 
     # ------------------------------------------------------------------ helpers
+    def _bill(self, run: Run) -> None:
+        """Set what ``run`` was billed and add it to the totals: its result's usage, else its ledger row's."""
+        usage, cost, currency = None, None, None
+        if run.result is not None:
+            usage, cost, currency = run.result.usage, run.result.cost, run.result.currency
+        elif not run.sent:
+            usage = Usage()
+        else:
+            usage, cost, currency = self._ledger_row(run)
+        if currency is None:
+            from qwen_nb.prices import region_currency
+
+            currency = region_currency(run.region)
+        run.usage, run.cost, run.currency = usage, cost, currency
+        self.calls += 1 if run.sent else 0
+        if usage is not None:
+            self.total_tokens += usage.input_tokens + usage.output_tokens
+        if cost is not None:
+            self.totals[currency] = self.totals.get(currency, 0.0) + cost
+        elif currency not in self.totals and usage is not None and not (usage.input_tokens or usage.output_tokens):
+            self.totals.setdefault(currency, 0.0)
+
+    def _ledger_row(self, run: Run) -> tuple[Usage | None, float | None, str | None]:
+        """The usage ledger's row of a failed call (tokens billed, cost), if it can be found."""
+        err = run.error
+        try:
+            rows = [r for r in self.session.ledger.records(since=run.wall_started - 1)
+                    if r.profile == run.profile and r.model == run.model]
+        except Exception:
+            rows = []
+        rid = getattr(err, "request_id", None)
+        row = next((r for r in reversed(rows) if rid and r.request_id == rid), rows[-1] if rows else None)
+        if row is not None:
+            usage = Usage(row.input_tokens or 0, row.output_tokens or 0, row.reasoning_tokens or 0,
+                          (row.input_tokens or 0) + (row.output_tokens or 0))
+            return usage, row.cost, row.currency
+        if isinstance(err, StreamInterruptedError):
+            return None, None, None  # some text arrived: billed, but not known here
+        return Usage(), None, None  # refused before any answer: nothing billed
+
+    def _known_not_granted(self, prof: Any, model: str) -> bool:
+        if model in self.session.not_granted(prof.name):
+            return True
+        return prof.models is not None and model not in prof.models
+
+    def _not_granted_error(self, prof: Any, model: str) -> ModelNotGrantedError:
+        where = "its grants list" if prof.models is not None and model not in prof.models else "a refusal earlier"
+        fix = (f"Pick a model granted to the workspace of {prof.name!r}, or use a profile that can call {model!r}. "
+               f"To grant it: Model Studio console > the workspace > model permissions, or "
+               f"q.grant([{model!r}], profile={prof.name!r}).")
+        return ModelNotGrantedError(
+            f"Profile {prof.name!r} may not call {model!r} (known from {where}); nothing was sent.",
+            fix=fix, profile=prof.name, region=prof.region, model=model,
+        )
+
     def _refuse(self, message: str = BUSY_MESSAGE) -> None:
         self.refused += 1
         self._emit(self.on_status, message, "warn")

@@ -27,7 +27,7 @@ from qwen_nb._regions import DEFAULT_REGION, regions
 from qwen_nb._secrets import check_workspace, key_var, looks_like_key
 from qwen_nb._settings import keyring_available, store_in_keyring
 from qwen_nb.errors import InputError, QwenNbError
-from qwen_nb.widgets._common import error_html, note_html, resolve_session
+from qwen_nb.widgets._common import error_panel_html, note_html, resolve_session
 
 if TYPE_CHECKING:
     from qwen_nb._profiles import Profile
@@ -134,7 +134,7 @@ class KeyEntry(widgets.VBox):
         except QwenNbError as err:
             self._workspace_error = err
             extra = " It was dropped; paste the key into the API key box." if looks_like_key(value) else ""
-            self.message.value = error_html(err) + (note_html(extra.strip(), "warn") if extra else "")
+            self.message.value = error_panel_html(err) + (note_html(extra.strip(), "warn") if extra else "")
             return
         if self._workspace:
             self.workspace.placeholder = self._workspace  # a checked id only: never a key
@@ -167,7 +167,8 @@ class KeyEntry(widgets.VBox):
                 store_in_keyring(key_var(profile.name), key)
         except QwenNbError as err:
             self.last_error = err
-            self.message.value = error_html(err) + note_html("The key was cleared; paste it again to retry.", "warn")
+            self.message.value = error_panel_html(err) + note_html("The key was cleared; paste it again to retry.",
+                                                                   "warn")
             return None
         finally:
             key = None

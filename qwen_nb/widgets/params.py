@@ -18,7 +18,16 @@ _SEED_HIGH = int(_SPECS["seed"].high or 2**31)
 if TYPE_CHECKING:
     from qwen_nb.session import Session
 
-_ROW = widgets.Layout(width="22em")
+_LABEL = {"description_width": "initial"}
+
+
+def _cell(width: str = "16em") -> widgets.Layout:
+    """A control that keeps its width (a slider never shrinks to a dot) and wraps to the next row instead."""
+    return widgets.Layout(width=width, min_width=width, max_width="100%", flex="0 0 auto")
+
+
+def _row() -> widgets.Layout:
+    return widgets.Layout(flex_flow="row wrap", width="auto", align_items="center")
 
 
 class ParamsBox(widgets.VBox):
@@ -35,24 +44,33 @@ class ParamsBox(widgets.VBox):
         self.model_picker = model
         self.temperature = widgets.FloatSlider(
             value=0.7, min=_T_LOW, max=_T_HIGH - 0.01, step=0.05, description="Temperature", readout_format=".2f",
-            layout=_ROW,
+            style=_LABEL, layout=_cell("23em"),
         )
         self.max_tokens = widgets.BoundedIntText(
-            value=0, min=0, max=65_536, description="Max tokens", tooltip="0: the model's default", layout=_ROW
+            value=0, min=0, max=65_536, description="Max tokens", tooltip="0: the model's default", style=_LABEL,
+            layout=_cell("12em"),
         )
-        self.thinking = widgets.Checkbox(value=False, description="Thinking", indent=True)
+        self.thinking = widgets.Checkbox(value=False, description="Thinking", indent=False, layout=_cell("7em"))
         self.thinking_budget = widgets.BoundedIntText(
-            value=0, min=0, max=1_000_000, description="Budget", tooltip="thinking tokens; 0: no limit", layout=_ROW
+            value=0, min=0, max=1_000_000, description="Thinking budget", tooltip="thinking tokens; 0: no limit",
+            style=_LABEL, layout=_cell("14em"),
         )
         self.seed = widgets.BoundedIntText(
-            value=-1, min=-1, max=_SEED_HIGH - 1, description="Seed", tooltip="-1: not fixed", layout=_ROW
+            value=-1, min=-1, max=_SEED_HIGH - 1, description="Seed", tooltip="-1: not fixed", style=_LABEL,
+            layout=_cell("10em"),
+        )
+        #: what the special values mean, said on screen (not only in tooltips)
+        self.hint = widgets.HTML(
+            '<span style="font-size:85%;color:var(--jp-ui-font-color1, inherit)">Max tokens 0: the model\'s '
+            "default · Thinking budget 0: no limit · Seed -1: not fixed</span>",
+            layout=widgets.Layout(max_width="100%"),
         )
         self.thinking.observe(self._sync_budget, names="value")
         super().__init__(
             children=[
-                widgets.HBox([self.temperature, self.max_tokens]),
-                widgets.HBox([self.thinking, self.thinking_budget]),
-                self.seed,
+                widgets.HBox([self.temperature, self.max_tokens, self.seed], layout=_row()),
+                widgets.HBox([self.thinking, self.thinking_budget], layout=_row()),
+                self.hint,
             ],
             **kwargs,
         )

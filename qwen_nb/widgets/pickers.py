@@ -11,7 +11,13 @@ The model list is fetched in a background thread (the kernel never waits on it) 
 on the session (``Session.list_models``, one cache for every view); until it arrives, and
 when it cannot be fetched, the catalog's models for the profile's region are shown. Models
 the workspace is known not to be granted (its grants list, or a call refused in this
-session: ``Session.not_granted``) are labelled ``(not granted)``.
+session: ``Session.not_granted``) are listed after the granted ones, under a heading
+(``── not granted to team-a ──``, which cannot be chosen), and labelled ``(not granted)``.
+The region picker offers the regions the session has profiles for. The pickers follow the
+session: a profile added or removed (``KeyEntry``, ``add_profile``) shows up at once.
+
+Each picker has a fixed width (at most the row's), so a long label never pushes its
+neighbours aside; rows of pickers wrap on narrow screens.
 
 Replacing a picker's options never passes its value through a choice nobody made: while
 ``replace_options`` runs, ``picker.updating`` is True and linked views ignore the changes
@@ -37,7 +43,13 @@ if TYPE_CHECKING:
     from qwen_nb.session import Session
 
 NOT_GRANTED = "  (not granted)"
-_WIDE = widgets.Layout(width="max-content", min_width="16em")
+#: the value of the heading option above the not-granted models (choosing it keeps the previous model)
+HEADING = "\u2063not-granted"
+_LABEL = {"description_width": "4.5em"}
+
+
+def _layout(width: str) -> widgets.Layout:
+    return widgets.Layout(width=width, max_width="100%", flex="0 1 auto", min_width="12em")
 
 
 def is_transient(change: Mapping[str, Any]) -> bool:
@@ -79,19 +91,40 @@ class _Picker(widgets.Dropdown):
 
 
 class RegionPicker(_Picker):
-    """A dropdown of Model Studio regions (value: the region id)."""
+    """A dropdown of the Model Studio regions the session has profiles for (value: the region id).
 
-    def __init__(self, session: Session | None = None, *, value: str | None = None, **kwargs: Any) -> None:
+    With no profile at all every region is offered. ``all_regions=True`` always offers every region.
+    """
+
+    def __init__(self, session: Session | None = None, *, value: str | None = None, all_regions: bool = False,
+                 **kwargs: Any) -> None:
         self.session = resolve_session(session)
-        options = [(f"{r.label} · {r.id}", r.id) for r in regions().values()]
+        self.all_regions = all_regions
         if value is None:
             try:
                 value = self.session.get_profile().region
             except Exception:
                 value = DEFAULT_REGION
+        options = self._options()
+        value = get_region(value).id
+        if value not in [v for _, v in options]:
+            value = options[0][1]
         kwargs.setdefault("description", "Region")
-        kwargs.setdefault("layout", _WIDE)
-        super().__init__(options=options, value=get_region(value).id, **kwargs)
+        kwargs.setdefault("style", _LABEL)
+        kwargs.setdefault("layout", _layout("27em"))
+        super().__init__(options=options, value=value, **kwargs)
+        self._unsubscribe = self.session.on_profiles_changed(self.refresh)
+
+    def _options(self) -> list[tuple[str, str]]:
+        have = {p.region for p in self.session.profiles()}
+        return [(f"{r.label} · {r.id}", r.id) for r in regions().values()
+                if self.all_regions or not have or r.id in have]
+
+    def refresh(self) -> None:
+        """Re-read which regions have profiles (called when a profile is added or removed)."""
+        options = self._options()
+        if options != list(self.options):
+            self.replace_options(options, self.value)
 
 
 def profile_label(profile: Profile) -> str:
@@ -123,7 +156,8 @@ class ProfilePicker(_Picker):
         #: a short human note about the last automatic change (or a mismatch); "" if none
         self.note = ""
         kwargs.setdefault("description", "Profile")
-        kwargs.setdefault("layout", _WIDE)
+        kwargs.setdefault("style", _LABEL)
+        kwargs.setdefault("layout", _layout("30em"))
         super().__init__(options=self._options(), **kwargs)
         if value is None:
             try:
@@ -136,6 +170,7 @@ class ProfilePicker(_Picker):
         if region is not None:
             region.observe(self._on_region, names="value")
             self._on_profile({"new": self.value})
+        self._unsubscribe = self.session.on_profiles_changed(self.refresh)
 
     def _names(self) -> list[str]:
         return [p.name for p in self.session.profiles()]
@@ -149,7 +184,9 @@ class ProfilePicker(_Picker):
         return self.session.get_profile(self.value) if self.value else None
 
     def refresh(self, select: str | None = None) -> None:
-        """Re-read the session's profiles (after ``add_profile``); optionally select one."""
+        """Re-read the session's profiles (done by itself after ``add_profile``); optionally select one."""
+        if self.region_picker is not None:
+            self.region_picker.refresh()
         self.replace_options(self._options(), select or self.value)
 
     def _on_profile(self, change: dict) -> None:
@@ -159,6 +196,8 @@ class ProfilePicker(_Picker):
         region = self.session.get_profile(name).region
         self.note = ""
         if self.region_picker.value != region:
+            if region not in [v for _, v in self.region_picker.options]:
+                self.region_picker.refresh()
             self.region_picker.value = region
 
     def _on_region(self, change: dict) -> None:
@@ -190,6 +229,9 @@ class ApiToggle(widgets.ToggleButtons):
             value = getattr(self.session, "default_api", None) or "openai"
         kwargs.setdefault("description", "API")
         kwargs.setdefault("tooltips", ["openai SDK → /compatible-mode/v1", "dashscope SDK → /api/v1"])
+        kwargs.setdefault("style", {"description_width": "4.5em", "button_width": "auto"})
+        kwargs.setdefault("layout", widgets.Layout(width="auto", max_width="100%", flex="0 0 auto",
+                                                   flex_flow="row nowrap", align_items="center"))
         super().__init__(options=[("OpenAI-compatible", "openai"), ("DashScope", "dashscope")], value=value, **kwargs)
 
 
@@ -227,12 +269,18 @@ class ModelPicker(_Picker):
         self._setting = False
         self._wanted = value or getattr(self.session, "default_model", None) or "qwen-plus"
         kwargs.setdefault("description", "Model")
-        kwargs.setdefault("layout", _WIDE)
+        kwargs.setdefault("style", _LABEL)
+        kwargs.setdefault("layout", _layout("22em"))
         super().__init__(options=[], **kwargs)
         self.observe(self._on_value, names="value")
         if isinstance(profile, ProfilePicker):
             profile.observe(lambda change: None if is_transient(change) else self.refresh(), names="value")
         self.refresh()
+        self._unsubscribe = self.session.on_profiles_changed(self._profiles_changed)
+
+    def _profiles_changed(self) -> None:
+        if self._profile() is not None and self.session.cached_models(self.profile_name) is None:
+            self.refresh()  # the profile was added or replaced: its list is fetched again
 
     # -- what to list ---------------------------------------------------------------
     @property
@@ -339,8 +387,12 @@ class ModelPicker(_Picker):
             ids = [self._wanted]
         self._ids = ids
         denied = self.not_granted()
-        ordered = [m for m in ids if m not in denied] + [m for m in ids if m in denied]
-        options = [(self.label_for(m), m) for m in ordered]
+        granted = [m for m in ids if m not in denied]
+        ordered = granted + [m for m in ids if m in denied]
+        options = [(self.label_for(m), m) for m in granted]
+        if len(granted) < len(ordered):
+            options.append((f"── not granted to {self.profile_name} ──", HEADING))
+            options += [(self.label_for(m), m) for m in ordered[len(granted):]]
         self.source = source
         if self._wanted in ordered:
             choice = self._wanted
@@ -353,5 +405,9 @@ class ModelPicker(_Picker):
             self._setting = False
 
     def _on_value(self, change: dict) -> None:
+        if change["new"] == HEADING:  # the heading is not a model: keep the previous choice
+            back = change["old"] if change["old"] not in (None, HEADING) else self._wanted
+            self.value = back if back in [v for _, v in self.options] else None
+            return
         if not self._setting and change["new"]:
             self._wanted = change["new"]

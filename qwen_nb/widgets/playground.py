@@ -1,16 +1,27 @@
-"""``Playground``: pick a profile and model, chat with streaming, see thinking, usage, errors and code.
+"""``Playground``: a chat with Qwen in the notebook: pickers, parameters, and the conversation turn by turn.
 
 A view over ``qwen_nb.widgets.controller.PlaygroundController``, which runs the calls (in
 background threads, so the kernel stays free), streams, stops and keeps the conversation;
-the view only turns its callbacks into widget updates. The answer is streamed into an
-``Output`` widget as ``text/markdown`` (rendered by the stock output area of JupyterLab 4,
-Notebook 7 and VS Code; no custom frontend), at most ~20 times a second plus a final update.
+the view only turns its callbacks into widget updates.
+
+The conversation reads top to bottom like a chat: each turn shows the question, the thinking
+(open while it streams, with a running token count; folded when the answer starts), the
+answer (``text/markdown`` in an ``Output`` widget, rendered by the stock output area of
+JupyterLab 4, Notebook 7 and VS Code; streamed at most ~20 times a second plus a final
+update), and a line of chips: how the turn ended (a stopped or failed turn says so), the
+tokens and cost it was billed (also after Stop and after an error), and a **Code** button
+that shows, beside the answer, the code making the request that turn actually sent (earlier
+turns included), in the language chosen, with a copy button. A failed turn shows a short
+error panel and, when another profile of the session can call the model, a button to send
+the turn again with it. Under the prompt box a context line says what the next Send carries
+("2 earlier turns · ~430 tokens will be sent"); **New chat** starts over; the total line
+sums what this Playground's calls were billed, in the region's currency.
 
 A ``Playground`` is a plain object that has a widget (``pg.widget``, a ``VBox``) and displays
 as it; embed ``pg.widget`` to put it in another layout. Everything a button does is a method:
-``send(prompt)``, ``stop()``, ``clear()``; the state is plain Python: ``history``,
-``answer_text``, ``reasoning_text``, ``busy``, ``last_result``, ``last_error``,
-``updates_sent``, ``stats`` and ``wait(timeout)``.
+``send(prompt)``, ``stop()``, ``new_chat()`` (``clear()``), ``use_profile(turn)``; the state is
+plain Python: ``history``, ``turns``, ``answer_text``, ``reasoning_text``, ``busy``,
+``last_result``, ``last_error``, ``updates_sent``, ``stats`` and ``wait(timeout)``.
 """
 
 from __future__ import annotations
@@ -22,21 +33,52 @@ import ipywidgets as widgets
 
 from qwen_nb.coalesce import DEFAULT_RATE
 from qwen_nb.errors import InputError, ModelNotGrantedError
-from qwen_nb.widgets._common import error_html, esc, note_html, pre_html, resolve_session, scrub
+from qwen_nb.normalize import estimate_tokens
+from qwen_nb.widgets._common import (
+    BAD,
+    MUTED,
+    WARN,
+    chip,
+    error_panel_html,
+    esc,
+    note_html,
+    pre_html,
+    resolve_session,
+    scrub,
+)
 from qwen_nb.widgets.controller import STOP_GRACE, PlaygroundController, Run
 from qwen_nb.widgets.conversation import Conversation
 from qwen_nb.widgets.keys import KeyEntry
 from qwen_nb.widgets.params import ParamsBox
-from qwen_nb.widgets.pickers import ApiToggle, ModelPicker, ProfilePicker, RegionPicker, is_transient
+from qwen_nb.widgets.pickers import HEADING, ApiToggle, ModelPicker, ProfilePicker, RegionPicker, is_transient
 
 if TYPE_CHECKING:
     from qwen_nb._profiles import Profile
     from qwen_nb.results import ChatResult
     from qwen_nb.session import Session
 
-__all__ = ["CODE_LANGUAGES", "STOP_GRACE", "Playground"]
+__all__ = ["CODE_LANGUAGES", "STOP_GRACE", "Playground", "TurnView"]
 
 CODE_LANGUAGES = ("python", "curl", "node", "java", "go", "csharp", "php")
+
+# copies the code block next to the button (the clipboard API where allowed, else a selection and execCommand)
+_COPY_JS = (
+    "(function(b){var box=b.closest('.qwen-nb-code');var p=box&&box.querySelector('pre');if(!p)return;"
+    "var t=p.innerText;var ok=function(){b.textContent='Copied';setTimeout(function(){b.textContent='Copy'},1500)};"
+    "if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(t).then(ok)}else{"
+    "var r=document.createRange();r.selectNodeContents(p);var s=getSelection();s.removeAllRanges();s.addRange(r);"
+    "document.execCommand('copy');s.removeAllRanges();ok()}})(this)"
+)
+_COPY_BUTTON = (
+    f'<button type="button" class="qwen-nb-copy" title="Copy the code" onclick="{html.escape(_COPY_JS)}" '
+    'style="font:inherit;font-size:var(--jp-widgets-font-size, 13px);padding:2px 10px;cursor:pointer;'
+    'color:var(--jp-ui-font-color1, #000);background:var(--jp-layout-color2, #eee);'
+    'border:1px solid var(--jp-border-color1, #bdbdbd);border-radius:2px">Copy</button>'
+)
+
+
+# an outcome chip: the coloured text straight on the output background (a grey chip would cost contrast)
+_MARK = ";font-weight:600;background:transparent;border:1px solid currentColor"
 
 
 def _markdown_output(text: str) -> tuple[dict, ...]:
@@ -46,8 +88,175 @@ def _markdown_output(text: str) -> tuple[dict, ...]:
     return ({"output_type": "display_data", "data": {"text/markdown": text, "text/plain": text}, "metadata": {}},)
 
 
+def _wrap_row(**kw: Any) -> widgets.Layout:
+    kw.setdefault("align_items", "center")
+    return widgets.Layout(flex_flow="row wrap", width="auto", **kw)
+
+
+def _button(description: str, icon: str, **kw: Any) -> widgets.Button:
+    """A button as wide as its text: never truncated, never squeezed."""
+    return widgets.Button(description=description, icon=icon,
+                          layout=widgets.Layout(width="auto", flex="0 0 auto"), **kw)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class TurnView:
+    """One turn of the conversation: question, thinking, answer, error and action, usage chips, code."""
+
+    def __init__(self, run: Run, playground: Playground) -> None:
+        self.run = run
+        self._pg = playground
+        self.question = widgets.HTML(self._question_html(), layout=widgets.Layout(width="auto"))
+        self.thinking = widgets.HTML()
+        self.thinking_box = widgets.Accordion(children=[self.thinking], titles=("Thinking",), selected_index=None,
+                                              layout=widgets.Layout(width="auto"))
+        self.thinking_box.layout.display = "none"
+        self._folded = False  # the thinking was folded when the answer started
+        self.answer = widgets.Output(layout={"border": "1px solid var(--jp-border-color2, #ddd)", "padding": "0 4px",
+                                             "width": "auto", "min_height": "1.5em"})
+        self.error = widgets.HTML(layout=widgets.Layout(width="auto"))
+        self.action = _button("", "user")
+        self.action.layout.align_self = "flex-start"
+        self.action.layout.display = "none"
+        self.action.on_click(lambda _b: self._pg.use_profile(self))
+        self.usage = widgets.HTML(chip("answering…"), layout=widgets.Layout(flex="1 1 20em", max_width="100%"))
+        self.code_toggle = widgets.ToggleButton(description="Code", icon="code", value=False,
+                                                tooltip="the code that makes this turn's request (earlier turns "
+                                                "included)", layout=widgets.Layout(width="auto", flex="0 0 auto"))
+        self.code_language = widgets.Dropdown(options=CODE_LANGUAGES, value=playground.code_language_default,
+                                              description="Language", style={"description_width": "initial"},
+                                              layout=widgets.Layout(width="14em", max_width="100%"))
+        self.copy = widgets.HTML(_COPY_BUTTON, layout=widgets.Layout(flex="0 0 auto"))
+        self.code = widgets.Output(layout=widgets.Layout(width="auto", overflow="auto"))
+        self.code_box = widgets.VBox([widgets.HBox([self.code_language, self.copy], layout=_wrap_row()), self.code],
+                                     layout=widgets.Layout(flex="1 1 30em", min_width="0", max_width="100%"))
+        self.code_box.add_class("qwen-nb-code")
+        self.code_box.layout.display = "none"
+        self.main = widgets.VBox([self.thinking_box, self.answer, self.error, self.action],
+                                 layout=widgets.Layout(flex="1 1 30em", min_width="0", max_width="100%"))
+        self.body = widgets.HBox([self.main, self.code_box], layout=_wrap_row(align_items="flex-start"))
+        self.footer = widgets.HBox([self.usage, self.code_toggle], layout=_wrap_row())
+        self.code_toggle.observe(self._toggle_code, names="value")
+        self.code_language.observe(lambda _c: self.render_code(), names="value")
+        self.code_language.observe(playground._language_chosen, names="value")
+        #: the widget of this turn
+        self.widget = widgets.VBox([self.question, self.body, self.footer],
+                                   layout=widgets.Layout(width="auto", margin="4px 0 8px 0"))
+        self.widget.add_class("qwen-nb-turn")
+
+    # -- parts
+    def _question_html(self) -> str:
+        r = self.run
+        if r.earlier_turns:
+            ctx = f"sent with {_plural(r.earlier_turns, 'earlier turn')} (~{r.context_tokens} tokens)"
+        else:
+            ctx = f"~{r.context_tokens} tokens sent"
+        meta = f"turn {r.index} · {r.model} · {r.profile} · {r.api} · {ctx}"
+        return (
+            '<div style="border-top:1px solid var(--jp-border-color2, #e0e0e0);padding-top:4px">'
+            f'<div style="font-size:85%;line-height:1.5;{MUTED};overflow-wrap:anywhere"><b>You</b> · {esc(meta)}</div>'
+            '<div class="qwen-nb-question" style="white-space:pre-wrap;overflow-wrap:anywhere;padding:2px 0 2px 8px;'
+            'border-left:3px solid var(--jp-brand-color1, #1976d2);margin:2px 0">'
+            f"{esc(r.prompt)}</div></div>"
+        )
+
+    def update(self, answer: str, reasoning: str) -> int:
+        """Show the text so far; returns the number of widget values pushed."""
+        pushes = 0
+        if reasoning and reasoning != self._shown_reasoning:
+            if self.thinking_box.layout.display == "none":
+                self.thinking_box.layout.display = None
+            tokens = estimate_tokens(reasoning)
+            if not answer and not self._folded:
+                self.thinking_box.set_title(0, f"Thinking… ~{tokens} tokens")
+                if self.thinking_box.selected_index is None:
+                    self.thinking_box.selected_index = 0  # open while it streams
+            self.thinking.value = pre_html(reasoning)
+            self._shown_reasoning = reasoning
+            pushes += 1
+        if answer and not self._folded:
+            self._folded = True
+            if reasoning:
+                self.thinking_box.set_title(0, f"Thinking · ~{estimate_tokens(reasoning)} tokens")
+            self.thinking_box.selected_index = None  # folded when the answer starts
+        if answer and answer != self._shown_answer:
+            self.answer.outputs = _markdown_output(scrub(answer))
+            self._shown_answer = answer
+            pushes += 1
+        return pushes
+
+    _shown_answer = ""
+    _shown_reasoning = ""
+
+    def finish(self) -> None:
+        """Mark the turn as it ended: chips for outcome, usage and cost; the error panel and action."""
+        r = self.run
+        usage = r.usage
+        if r.reasoning and usage is not None and usage.reasoning_tokens:
+            self.thinking_box.set_title(0, f"Thinking · {usage.reasoning_tokens} tokens")
+        if not r.answer:
+            self.answer.layout.display = "none"
+        chips = []
+        if r.outcome == "stopped":
+            chips.append(chip("■ stopped", WARN + _MARK))
+        elif r.outcome == "failed":
+            chips.append(chip("✗ failed" if r.sent else "✗ not sent", BAD + _MARK))
+        if usage is None:
+            chips.append(chip("billed: unknown (see usage())"))
+        elif not (usage.input_tokens or usage.output_tokens):
+            chips.append(chip("nothing billed"))
+        else:
+            prefix = "billed " if r.outcome != "done" else ""
+            chips.append(chip(prefix + usage.line()))
+        if r.cost is not None and usage is not None and (usage.input_tokens or usage.output_tokens):
+            chips.append(chip(f"≈{r.cost:.6f} {r.currency}"))
+        elif usage is not None and (usage.input_tokens or usage.output_tokens):
+            chips.append(chip(f"cost unknown ({r.currency})"))
+        if r.result is not None:
+            chips.append(chip(f"{r.result.latency * 1000:.0f} ms"))
+        chips.append(chip(f"{r.model} · {r.profile} ({r.region}) · {r.api}"))
+        self.usage.value = "".join(chips)
+        if r.error is not None:
+            self.error.value = error_panel_html(r.error)
+        if r.action:
+            self.action.description = f"Use profile '{r.action}'"
+            self.action.tooltip = f"switch the profile picker to {r.action!r} and send this turn again"
+            self.action.layout.display = None
+        if self.code_toggle.value:
+            self.render_code()
+
+    # -- code
+    def _toggle_code(self, change: dict) -> None:
+        self.code_box.layout.display = None if change["new"] else "none"
+        if change["new"]:
+            self.render_code()
+
+    def code_text(self, language: str | None = None) -> str:
+        """The code making this turn's request (the messages actually sent), as Markdown."""
+        r = self.run
+        language = language or self.code_language.value
+        history = [m for m in r.messages[:-1] if m.get("role") in ("user", "assistant")]
+        system = next((m["content"] for m in r.messages if m.get("role") == "system"), None)
+        try:
+            from qwen_nb.snippets import snippet
+        except ImportError:  # snippets not installed: a minimal Python example
+            return _builtin_snippet(r.model, r.api, r.prompt)
+        try:
+            snip = snippet(model=r.model, profile=r.profile, api=r.api, language=language, prompt=r.prompt,
+                           session=self._pg.session, stream=True, system=system, history=history, **r.params)
+        except Exception as err:  # show why instead of code
+            return f"*No code for this request:* {html.escape(scrub(str(err)))}"
+        return snip._repr_markdown_()
+
+    def render_code(self) -> None:
+        self.code.outputs = _markdown_output(self.code_text())
+
+
 class Playground:
-    """Pickers, parameters, a prompt box and a streamed, multi-turn chat with Send / Stop / Clear.
+    """Pickers, parameters, the conversation turn by turn, a prompt box with Send / Stop / New chat.
 
     ``pg.widget`` is the ``VBox`` shown; ``pg.controller`` the plain engine behind it.
     Extra keyword arguments go to the ``VBox`` (e.g. ``layout=``).
@@ -81,75 +290,75 @@ class Playground:
         )
         #: widget value pushes made while streaming (answer and thinking text)
         self.updates_sent = 0
-        self._shown_answer = ""
-        self._shown_reasoning = ""
+        #: the language the Code panels open in (the last one chosen)
+        self.code_language_default = "python"
+        #: the turns shown, oldest first
+        self.turn_views: list[TurnView] = []
+        self._views: dict[int, TurnView] = {}
         self._from_box = False  # the prompt being sent came from the prompt box
+        self._error_widget: widgets.HTML | None = None
+        self._no_turn_toggle = widgets.ToggleButton(description="Code")
+        self._no_turn_language = widgets.Dropdown(options=CODE_LANGUAGES, value="python", description="Language")
+        self._no_turn_language.observe(self._language_chosen, names="value")
 
         # pickers
         self.region = RegionPicker(self.session)
         self.profile = ProfilePicker(self.session, region=self.region, value=profile)
         self.model = ModelPicker(self.session, profile=self.profile, value=model)
-        self.api = ApiToggle(self.session, value=api)
+        # the toggle's own description wraps above its buttons in some frontends: a label of its own instead
+        self.api = ApiToggle(self.session, value=api, description="")
+        self.api_label = widgets.Label("API", layout=widgets.Layout(width="auto", flex="0 0 auto", margin="0 4px"))
         self.params = ParamsBox(self.session, model=self.model)
         self.key_entry = KeyEntry(self.session, region=self.region.value)
         self.key_entry.on_added(self._on_key_added)
 
-        # prompt and buttons
-        self.prompt = widgets.Textarea(placeholder="Ask Qwen…", layout=widgets.Layout(width="100%", height="6em"))
-        self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
-        self.clear_button = widgets.Button(description="Clear", icon="eraser", tooltip="forget the conversation")
-        self.code_toggle = widgets.ToggleButton(description="Show code", icon="code", value=False)
-        self.code_language = widgets.Dropdown(options=CODE_LANGUAGES, value="python", layout={"width": "8em"})
+        # the conversation, the prompt and the buttons
+        self.chat = widgets.VBox([], layout=widgets.Layout(width="auto"))
+        self.chat.add_class("qwen-nb-chat")
+        self.prompt = widgets.Textarea(placeholder="Ask Qwen…", layout=widgets.Layout(width="auto", height="5em"))
+        self.send_button = _button("Send", "paper-plane", button_style="primary")
+        self.stop_button = _button("Stop", "stop", disabled=True)
+        self.new_chat_button = _button("New chat", "plus", tooltip="start over: earlier turns are not sent any more")
+        #: the New chat button (its old name)
+        self.clear_button = self.new_chat_button
+        self.context = widgets.HTML(layout=widgets.Layout(flex="1 1 16em", max_width="100%"))
+        self.total = widgets.HTML(layout=widgets.Layout(flex="0 1 auto", max_width="100%"))
         self.send_button.on_click(lambda _b: self.send())
         self.stop_button.on_click(lambda _b: self.stop())
-        self.clear_button.on_click(lambda _b: self.clear())
-
-        # output area
-        self.status = widgets.HTML()
-        self.error = widgets.HTML()
-        self.thinking = widgets.HTML()
-        self.thinking_box = widgets.Accordion(children=[self.thinking], titles=("Thinking",), selected_index=None)
-        self.thinking_box.layout.display = "none"
-        self.answer = widgets.Output(layout={"border": "1px solid var(--jp-border-color2, #ddd)", "padding": "4px"})
-        self.usage = widgets.HTML()
-        self.history_view = widgets.Output()
-        self.history_box = widgets.Accordion(children=[self.history_view], titles=("History (0 turns)",))
-        self.history_box.selected_index = None
-        self.code = widgets.Output()
-        self.code_row = widgets.HBox([self.code_language])
-        self.code_box = widgets.VBox([self.code_row, self.code])
-        self.code_box.layout.display = "none"
+        self.new_chat_button.on_click(lambda _b: self.new_chat())
+        self.status = widgets.HTML(layout=widgets.Layout(width="auto"))
+        #: errors of sends refused before any turn started (empty prompt, region mismatch, ...)
+        self.refusal = widgets.HTML(layout=widgets.Layout(width="auto"))
         self.settings = widgets.Accordion(
-            children=[self.params, self.key_entry], titles=("Parameters", "Add a key"), selected_index=None
+            children=[self.params, self.key_entry], titles=("Parameters", "Add a key"), selected_index=None,
+            layout=widgets.Layout(width="auto"),
         )
 
-        for w in (self.model, self.profile, self.api, self.code_language):
-            w.observe(self._choices_changed, names="value")
         self.region.observe(self._region_changed, names="value")
-        for w in (self.params.temperature, self.params.max_tokens, self.params.thinking,
-                  self.params.thinking_budget, self.params.seed):
-            w.observe(self._choices_changed, names="value")
-        self.code_toggle.observe(self._toggle_code, names="value")
+        self.prompt.observe(lambda _c: self._render_context(), names="value")
+        self.model.observe(self._model_changed, names="value")
 
         #: the widget shown for this playground (embed it to put the playground in another layout)
+        kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="100%"))
         self.widget = widgets.VBox(
             children=[
-                widgets.HBox([self.region, self.profile]),
-                widgets.HBox([self.model, self.api]),
+                widgets.HBox([self.region, self.profile], layout=_wrap_row()),
+                widgets.HBox([self.model, widgets.HBox([self.api_label, self.api], layout=widgets.Layout(
+                    flex_flow="row nowrap", align_items="center", max_width="100%"))], layout=_wrap_row()),
                 self.settings,
+                self.chat,
                 self.prompt,
-                widgets.HBox([self.send_button, self.stop_button, self.clear_button, self.code_toggle]),
+                widgets.HBox([self.send_button, self.stop_button, self.new_chat_button, self.context],
+                             layout=_wrap_row()),
+                self.refusal,
                 self.status,
-                self.error,
-                self.thinking_box,
-                self.answer,
-                self.usage,
-                self.history_box,
-                self.code_box,
+                self.total,
             ],
             **kwargs,
         )
+        self.widget.add_class("qwen-nb-playground")
+        self._render_context()
+        self._render_total()
 
     # ------------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
@@ -170,6 +379,8 @@ class Playground:
     def close(self) -> None:
         """Stop any running answer and close the playground's widgets (it cannot be shown again)."""
         self.controller.stop()
+        for w in (self.region, self.profile, self.model):
+            w._unsubscribe()
         todo: list[widgets.Widget] = [self.widget]
         while todo:
             w = todo.pop()
@@ -181,6 +392,47 @@ class Playground:
     def conversation(self) -> Conversation:
         """The conversation (message history and system prompt)."""
         return self.controller.conversation
+
+    @property
+    def turns(self) -> list[Run]:
+        """Every turn of this conversation (stopped and failed ones too), oldest first."""
+        return list(self.controller.turns)
+
+    @property
+    def current(self) -> TurnView | None:
+        """The view of the latest turn (None before the first one and after New chat)."""
+        return self.turn_views[-1] if self.turn_views else None
+
+    # the latest turn's parts, by their old names
+    @property
+    def answer(self) -> widgets.Output | None:
+        """The latest turn's answer (an ``Output``), None before the first turn."""
+        return self.current.answer if self.current else None
+
+    @property
+    def usage(self) -> widgets.HTML | None:
+        """The latest turn's chips: outcome, tokens and cost billed, latency."""
+        return self.current.usage if self.current else None
+
+    @property
+    def thinking_box(self) -> widgets.Accordion | None:
+        """The latest turn's thinking section."""
+        return self.current.thinking_box if self.current else None
+
+    @property
+    def code_toggle(self) -> widgets.ToggleButton:
+        """The latest turn's Code button (before any turn, a stand-in that is not shown)."""
+        return self.current.code_toggle if self.current else self._no_turn_toggle
+
+    @property
+    def code_language(self) -> widgets.Dropdown:
+        """The latest turn's language selector (before any turn, a stand-in that sets the default)."""
+        return self.current.code_language if self.current else self._no_turn_language
+
+    @property
+    def error(self) -> widgets.HTML:
+        """Where the last error was shown: the failed turn's panel, or the refusal line under the prompt."""
+        return self._error_widget or self.refusal
 
     @property
     def rate(self) -> float:
@@ -236,132 +488,161 @@ class Playground:
         """Send ``prompt`` (default: the prompt box, which is then emptied) as the next turn; False if refused.
 
         Refused politely while another answer is streaming, for an empty prompt, and when the
-        selected profile's key is of another region than the one selected.
+        selected profile's key is of another region than the one selected. A model the
+        profile is known not to be granted makes a failed turn with nothing sent.
         """
         self._from_box = prompt is None
         text = self.prompt.value if prompt is None else prompt
         return self.controller.send(
             text,
-            model=self.model.value,
+            model=self.model.value if self.model.value != HEADING else None,
             profile=self.profile.value,
             api=self.api.value,
             params=self.params.params(),
             region=self.region.value,
+            check_grants=True,
         )
 
     def stop(self) -> bool:
-        """Stop the current answer (the partial text stays); False if nothing was running."""
+        """Stop the current answer (the partial text stays, marked stopped, with what it was billed)."""
         return self.controller.stop()
 
-    def clear(self) -> None:
-        """Forget the conversation and clear the answer (refused while streaming)."""
-        self.controller.clear()
+    def new_chat(self) -> bool:
+        """Start a new conversation: the turns are cleared and nothing earlier is sent (refused while streaming)."""
+        return self.controller.new_chat()
+
+    def clear(self) -> bool:
+        """``new_chat()``: forget the conversation (refused while streaming)."""
+        return self.controller.clear()
+
+    def use_profile(self, turn: TurnView | Run | None = None) -> bool:
+        """Switch the profile picker to the profile offered for a refused turn and send the turn again with it.
+
+        While another answer is streaming the turn is only readied: the profile is switched and
+        its prompt put back in the prompt box.
+        """
+        view = turn if isinstance(turn, TurnView) else next(
+            (v for v in reversed(self.turn_views) if turn is None or v.run is turn), None)
+        if view is None or not view.run.action:
+            return False
+        run = view.run
+        view.action.disabled = True  # used: the new turn below is the answer
+        self.profile.value = run.action
+        if run.model in [v for _, v in self.model.options]:
+            self.model.value = run.model
+        if self.busy:
+            self.prompt.value = run.prompt
+            return False
+        if self.prompt.value == run.prompt:
+            self.prompt.value = ""
+        self._from_box = False
+        return self.controller.retry_with_profile(run, region=self.region.value, check_grants=True)
 
     # ------------------------------------------------------------------ controller callbacks
     def _on_start(self, run: Run) -> None:
-        self.error.value = ""
-        self.usage.value = ""
-        self.answer.outputs = ()
-        self.thinking.value = ""
-        self.thinking_box.layout.display = "none"
-        self._shown_answer = self._shown_reasoning = ""
+        self.refusal.value = ""
+        self._error_widget = None
+        view = TurnView(run, self)
+        self.turn_views.append(view)
+        self._views[id(run)] = view
+        self.chat.children = (*self.chat.children, view.widget)
         if self._from_box:
             self.prompt.value = ""
         self.send_button.disabled = True
         self.stop_button.disabled = False
-        if self.code_toggle.value:
-            self._render_code(run.prompt)
+        self.new_chat_button.disabled = True
 
     def _on_update(self, answer: str, reasoning: str) -> None:
-        if reasoning and reasoning != self._shown_reasoning:
-            if self.thinking_box.layout.display == "none":
-                self.thinking_box.layout.display = None
-            self.thinking.value = pre_html(reasoning)
-            self._shown_reasoning = reasoning
-            self.updates_sent += 1
-        if answer and answer != self._shown_answer:
-            self.answer.outputs = _markdown_output(scrub(answer))
-            self._shown_answer = answer
-            self.updates_sent += 1
+        run = self.controller.run
+        view = self._views.get(id(run)) if run is not None else None
+        if view is not None:
+            self.updates_sent += view.update(answer, reasoning)
 
     def _on_status(self, text: str, kind: str) -> None:
         self.status.value = note_html(text, kind) if text else ""
 
     def _show_error(self, err: BaseException) -> None:
-        self.error.value = error_html(err)
+        run = self.controller.run
+        view = self._views.get(id(run)) if run is not None and run.error is err else None
+        if view is None:  # refused before a turn started
+            self.refusal.value = error_panel_html(err)
+            self._error_widget = self.refusal
+        else:
+            self._error_widget = view.error
         if isinstance(err, ModelNotGrantedError):
             self.model.relabel()
 
     def _on_finish(self, run: Run) -> None:
-        if run.outcome == "failed" and not self.prompt.value:
+        view = self._views.get(id(run))
+        if run.outcome == "failed" and not self.prompt.value and run.action is None:
             self.prompt.value = run.prompt  # nothing is lost: the prompt comes back to the box
-        if run.outcome == "done":
-            self.usage.value = f"<small>{esc(run.result.footer()) if run.result is not None else ''}</small>"
-        self._render_history()
+        if view is not None:
+            view.finish()
         self.send_button.disabled = False
         self.stop_button.disabled = True
+        self.new_chat_button.disabled = False
+        self._render_context()
+        self._render_total()
 
     def _on_clear(self) -> None:
-        self.answer.outputs = ()
-        self.thinking.value = ""
-        self.thinking_box.layout.display = "none"
-        self.usage.value = ""
-        self.error.value = ""
-        self._render_history()
+        for view in self.turn_views:
+            view.widget.close()
+        self.turn_views.clear()
+        self._views.clear()
+        self.chat.children = ()
+        self.refusal.value = ""
+        self._error_widget = None
+        self._render_context()
 
     # ------------------------------------------------------------------ helpers
-    def _render_history(self) -> None:
-        n = self.conversation.turns
-        self.history_box.set_title(0, f"History ({n} turn{'s' if n != 1 else ''})")
-        self.history_view.outputs = _markdown_output(scrub(self.conversation.markdown()))
+    def _language_chosen(self, change: dict) -> None:
+        self.code_language_default = change["new"]  # the next Code panels open in it
+
+    def _render_context(self) -> None:
+        line = self.controller.context_line(self.prompt.value)
+        self.context.value = f'<span style="font-size:90%;{MUTED}">{esc(line)}</span>'
+
+    def _render_total(self) -> None:
+        self.total.value = f'<span style="font-size:90%;{MUTED}">{esc(self.controller.total_line())}</span>'
 
     def _on_key_added(self, profile: Profile) -> None:
         self.profile.refresh(select=profile.name)
         if self.profile.value == profile.name:
             self.model.refresh(force=True)
 
-    def _region_changed(self, _change: Any) -> None:
+    def _region_changed(self, change: Any) -> None:
+        if is_transient(change):
+            return
         note = self.profile.note
         self.status.value = note_html(note, "warn") if note else ""
-        self.key_entry.region.value = self.region.value
-        self._choices_changed()
+        if change["new"] in [v for _, v in self.key_entry.region.options]:
+            self.key_entry.region.value = change["new"]
 
-    def _choices_changed(self, change: Any = None) -> None:
-        if change is not None and is_transient(change):
+    def _model_changed(self, change: Any) -> None:
+        if is_transient(change) or change["new"] in (None, HEADING):
             return
-        if self.code_toggle.value:
-            self._render_code()
-
-    def _toggle_code(self, change: dict) -> None:
-        self.code_box.layout.display = None if change["new"] else "none"
-        if change["new"]:
-            self._render_code()
+        if change["new"] in self.model.not_granted():
+            self.status.value = note_html(
+                f"{self.profile.value!r} is not granted {change['new']!r}: Send will not call it.", "warn")
+        elif self.status.value and "is not granted" in self.status.value:
+            self.status.value = ""
 
     def code_text(self, prompt: str | None = None) -> str:
-        """The equivalent code for the current choices, as Markdown (``qwen_nb.snippets``)."""
+        """The code of the latest turn's request (history included), as Markdown; before any turn, a single prompt."""
+        if self.current is not None and prompt is None:
+            return self.current.code_text()
         prompt = prompt or self.prompt.value or None
         try:
             from qwen_nb.snippets import snippet
         except ImportError:  # snippets not installed: a minimal Python example
             return _builtin_snippet(self.model.value, self.api.value, prompt)
         try:
-            params = self.params.params()
-            snip = snippet(
-                model=self.model.value,
-                profile=self.profile.value,
-                api=self.api.value,
-                language=self.code_language.value,
-                prompt=prompt,
-                session=self.session,
-                stream=True,
-                **params,
-            )
+            snip = snippet(model=self.model.value, profile=self.profile.value, api=self.api.value,
+                           language=self.code_language.value, prompt=prompt, session=self.session, stream=True,
+                           **self.params.params())
         except Exception as err:  # show why instead of code
             return f"*No code for these choices:* {html.escape(scrub(str(err)))}"
         return snip._repr_markdown_()
-
-    def _render_code(self, prompt: str | None = None) -> None:
-        self.code.outputs = _markdown_output(self.code_text(prompt))
 
 
 def _check_session_arg(session: Any) -> None:
