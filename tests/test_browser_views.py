@@ -19,7 +19,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_browser_playground import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN, _free_port, missing
+from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN, missing_requirements
+from browser import free_port as _free_port
+
+missing = missing_requirements()
 
 pytestmark = pytest.mark.skipif(bool(missing), reason=f"browser test needs {', '.join(missing)}")
 
