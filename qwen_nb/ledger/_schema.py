@@ -39,6 +39,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE UNIQUE INDEX calls_call_id ON calls(call_id)",
         "CREATE INDEX calls_profile ON calls(profile, currency)",
     ),
+    # v4: calls beyond chat (embeddings, rerank, images, speech, responses) carry their kind, and the
+    # context cache's token counts are kept (the cost already applies their rates)
+    4: (
+        "ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'chat'",
+        "ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE calls ADD COLUMN cache_creation_tokens INTEGER NOT NULL DEFAULT 0",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -92,7 +99,7 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         while version < target:
             version += 1
-            for statement in MIGRATIONS[version]:
+            for statement in MIGRATIONS.get(version, ()):  # a version with no statements of its own is a step
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
         conn.execute("COMMIT")

@@ -58,6 +58,11 @@ class CallRecord:
     currency: str | None
     #: unique id of the logical call: recording the same id twice stores it once
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: "chat", or the kind of a call beyond chat ("embedding", "rerank", "image", "tts", "asr", "responses")
+    kind: str = "chat"
+    #: input tokens read from the context cache, and written to an explicit cache (both part of input_tokens)
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
 
 
 _COLUMNS = tuple(f.name for f in fields(CallRecord))
