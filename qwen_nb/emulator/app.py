@@ -963,6 +963,7 @@ class EmulatorApp:
         else:
             data = wire.native_body(reply, request_id=rid, result_format=plan.result_format,
                                     multimodal=plan.multimodal)
+        data = kinds.apply_cache(self, plan.body, data, protocol, ctx.workspace)  # explicit context cache markers
         return self._json(200, data, rid)
 
     # -- control -----------------------------------------------------------

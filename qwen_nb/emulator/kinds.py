@@ -63,9 +63,11 @@ class KindState:
         self.tasks: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.responses: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.heard: dict[str, str] = dict(TRANSCRIPTS)
+        #: explicit context-cache blocks: (workspace, model, prefix hash) -> when last written or hit
+        self.cache: OrderedDict[tuple[str, str, str], float] = OrderedDict()
 
     @staticmethod
-    def _keep(store: OrderedDict[str, Any], key: str, value: Any) -> None:
+    def _keep(store: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         store[key] = value
         while len(store) > KEEP_FILES:
             store.popitem(last=False)
@@ -572,6 +574,46 @@ def _response_events(response: dict[str, Any]) -> Any:
         yield event("response.completed", response=response)
 
     return gen()
+
+
+def apply_cache(app: EmulatorApp, body: Any, data: bytes, protocol: str, workspace: str | None) -> bytes:
+    """A chat answer's usage with the explicit context cache applied: the prefix up to the last
+    ``cache_control`` marker is written on first use (``cache_creation_input_tokens``) and read back
+    (``cached_tokens``, ``cache_type: "ephemeral"``) within its validity; prefixes under the minimum are
+    not cached. Implicit caching is not emulated (its hits are not guaranteed by the service either)."""
+    if not isinstance(body, dict):
+        return data
+    msgs = body.get("messages") if protocol == "compatible" else _obj(body, "input").get("messages")
+    prefix: list[str] = []
+    marked = ""
+    for m in msgs if isinstance(msgs, list) else []:
+        content = m.get("content") if isinstance(m, dict) else None
+        for part in content if isinstance(content, list) else [content]:
+            text = part.get("text") if isinstance(part, dict) else part
+            prefix.append(str(text or ""))
+            if isinstance(part, dict) and part.get("cache_control") == facts.CACHE_MARKER:
+                marked = "\n".join(prefix)
+    if not marked:
+        return data
+    answer = json.loads(data)
+    usage = answer.get("usage") or {}
+    inp = int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0)
+    tokens = min(_tokens(marked), inp)
+    if tokens < facts.CACHE_EXPLICIT_MIN_TOKENS:
+        return data
+    state = _kind_state(app)
+    key = (workspace or "", str(body.get("model")), hashlib.sha256(marked.encode()).hexdigest())
+    now = time.time()
+    seen = state.cache.get(key)
+    details = usage.setdefault("prompt_tokens_details", {})
+    if seen is not None and now - seen < facts.CACHE_EXPLICIT_SECONDS:
+        details.update(cached_tokens=tokens, cache_type="ephemeral")
+    else:
+        details.update(cached_tokens=0, cache_creation_input_tokens=tokens,
+                       cache_creation={"ephemeral_5m_input_tokens": tokens}, cache_type="ephemeral")
+    state._keep(state.cache, key, now)
+    answer["usage"] = usage
+    return wire.dumps(answer)
 
 
 def _kind_state(app: EmulatorApp) -> KindState:
