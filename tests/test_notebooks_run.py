@@ -47,7 +47,8 @@ def _ignored(cell: nbformat.NotebookNode) -> bool:
 
 
 def test_the_folder_holds_exactly_the_generated_notebooks():
-    on_disk = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+    # jupytext pairs (NN_name.py next to NN_name.ipynb) are written by hand, not by the generator
+    on_disk = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb") if not p.with_suffix(".py").exists())
     assert on_disk == sorted(NAMES)
     assert [n[:2] for n in NAMES] == [f"{i:02d}" for i in range(len(NAMES))]
 

@@ -92,16 +92,20 @@ def _words(text: str) -> list[str]:
 
 def vector(text: str, dim: int) -> list[float]:
     """A deterministic unit vector: each word adds ±1 at a hashed position; a little text-specific noise."""
-    v = [0.0] * dim
+    sparse: dict[int, float] = {}
     for w in _words(text):
         h = hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest()
         i = int.from_bytes(h[:4], "little") % dim
-        v[i] += 1.0 if h[4] & 1 else -1.0
+        sparse[i] = sparse.get(i, 0.0) + (1.0 if h[4] & 1 else -1.0)
     seed = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
     for k in range(0, 16, 2):  # a few small text-specific components: equal texts only give equal vectors
-        v[int.from_bytes(seed[k:k + 2], "little") % dim] += 0.05 if seed[k] & 1 else -0.05
-    norm = math.sqrt(sum(x * x for x in v)) or 1.0
-    return [round(x / norm, 6) for x in v]
+        i = int.from_bytes(seed[k:k + 2], "little") % dim
+        sparse[i] = sparse.get(i, 0.0) + (0.05 if seed[k] & 1 else -0.05)
+    norm = math.sqrt(sum(x * x for x in sparse.values())) or 1.0
+    v = [0.0] * dim
+    for i, x in sparse.items():
+        v[i] = round(x / norm, 6)
+    return v
 
 
 def _tokens(text: str) -> int:
