@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 #: where images and speech are saved unless the caller names a folder
 DEFAULT_IMAGE_FOLDER = "qwen_images"
 DEFAULT_AUDIO_FOLDER = "qwen_audio"
-#: most bytes of audio sent inline (the service: keep the base64 data URL within 10 MB)
-MAX_INLINE_AUDIO = 7 * 1024 * 1024
+#: most bytes of audio sent inline: its base64 data URL must stay within the service's limit
+MAX_INLINE_AUDIO = facts.ASR_MAX_DATA_URL_BYTES * 3 // 4 - 1024
 #: most seconds an image task is waited for before giving up (the task goes on; its id is in the error)
 DEFAULT_TASK_WAIT = 600.0
 
@@ -415,9 +415,11 @@ def _data_url(data: bytes, name: str) -> str:
     if not data:
         raise InputError("The audio is empty.", fix="Pass a recording with some sound in it.")
     if len(data) > MAX_INLINE_AUDIO:
-        raise InputError(f"The audio has {len(data) / 2**20:.1f} MiB, more than the {MAX_INLINE_AUDIO / 2**20:.0f} MiB "
-                         "that can be sent inline (the service takes 10 MB of base64).",
-                         fix="Upload it and pass its https URL, or send a shorter clip (up to 5 minutes).")
+        limit = facts.ASR_MAX_DATA_URL_BYTES // 2**20
+        raise InputError(f"The audio has {len(data) / 2**20:.1f} MiB, more than the {MAX_INLINE_AUDIO / 2**20:.1f} MiB "
+                         f"that can be sent inline (the service takes {limit} MB of base64).",
+                         fix=f"Upload it and pass its https URL, or send a shorter clip (up to "
+                         f"{facts.ASR_MAX_SECONDS // 60} minutes).")
     mime = "audio/wav" if data[:4] == b"RIFF" else mimetypes.guess_type(name)[0] or "audio/mpeg"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 

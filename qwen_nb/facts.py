@@ -550,6 +550,11 @@ TASK_PENDING = ("PENDING", "RUNNING")
 TASK_DONE = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
 #: the built-in tools of the Responses API
 RESPONSE_TOOLS = ("web_search", "code_interpreter", "web_extractor")
+#: speech recognition: most bytes of a base64 data URL (the Qwen-ASR reference: 10 MB), and of audio (5 minutes)
+ASR_MAX_DATA_URL_BYTES = 10 * 1024 * 1024
+ASR_MAX_SECONDS = 300
+#: result URLs (images, audio) and task ids expire after this many hours
+RESULT_URL_HOURS = 24
 
 # context cache (the service's context-cache page): what a cached input token costs, as a share of the
 # model's input price. An explicit cache marker is ``{"cache_control": {"type": "ephemeral"}}`` on a content

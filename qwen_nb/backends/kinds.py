@@ -178,7 +178,8 @@ def download(url: str, *, timeout: float = 60.0, tries: int = 3) -> bytes:
                 break
             time.sleep(0.2 * 2 ** attempt)
     from qwen_nb.errors import NetworkError
+    from qwen_nb.facts import RESULT_URL_HOURS
 
     raise NetworkError(f"Could not download the result from the service's URL ({type(last).__name__}: "
-                       f"{str(last)[:200]}).", fix="The URL may have expired (they last 24 hours); make the call "
-                       "again.") from None
+                       f"{str(last)[:200]}).", fix=f"The URL may have expired (they last {RESULT_URL_HOURS} hours); "
+                       "make the call again.") from None
