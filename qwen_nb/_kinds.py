@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from qwen_nb import facts
 from qwen_nb._guidance import ServiceFailure, guided_error
-from qwen_nb._pipeline import Call, Tracker, _cost, base_url_for, detach
+from qwen_nb._pipeline import Call, CancelToken, Tracker, _cost, base_url_for, detach
 from qwen_nb._secrets import refuse_key
 from qwen_nb.errors import BudgetExceededError, ConfigError, InputError, QwenNbError, ServiceError
 from qwen_nb.media import (
@@ -529,10 +529,14 @@ def _respond_call(session: Session, input: Any, model: str, tools: Any, previous
                                              or not previous_response_id.strip()):
         raise InputError(f"previous_response_id must be the id of an earlier response, got {previous_response_id!r}.",
                          fix="Pass result.id of the answer to continue from.")
+    cancel = extra.pop("cancel", None)
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise InputError(f"cancel must be a qwen_nb CancelToken, got {type(cancel).__name__}.")
     for key in extra:
         if key in ("stream", "model", "input", "tools", "previous_response_id"):
             raise InputError(f"{key} is set by respond() itself.")
     call = _call(session, "responses", info.id, profile, "openai")
+    call.cancel = cancel
     return _Record(session, call), info, input, _tools(tools)
 
 
@@ -563,8 +567,12 @@ class ResponseStream:
 
     def _iterate(self) -> Generator[ResponseEvent, None, None]:
         failed: Exception | None = None
+        token = self._rec.call.cancel
         try:
             for event in self._raw:
+                if token is not None and token.cancelled:  # Stop: what was received is recorded, nothing more read
+                    self._tracker.interrupted(None, "Cancelled")
+                    break
                 kind = _field(event, "type")
                 if kind == "response.output_item.done":
                     step = _step(_field(event, "item"))
@@ -596,6 +604,9 @@ class ResponseStream:
     def close(self) -> None:
         """Stop reading (the connection is closed)."""
         self._events.close()
+        close = getattr(self._raw, "close", None)
+        if close is not None:
+            close()
 
 
 def respond_stream(session: Session, input: Any, *, model: str = "qwen3-max-2026-01-23", tools: Any = None,

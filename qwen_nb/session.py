@@ -670,7 +670,8 @@ class Session:
         """The Responses API → ``ResponseResult`` (text, tool steps, ``.id`` for the next turn).
 
         ``tools``: built-in tool names (``["web_search", "code_interpreter"]``) or tool objects.
-        ``stream=True`` returns a ``ResponseStream`` of ``ResponseEvent`` (steps as they finish, text).
+        ``stream=True`` returns a ``ResponseStream`` of ``ResponseEvent`` (steps as they finish, text);
+        ``cancel=`` a ``CancelToken`` stops it (the Playground's Stop).
         """
         from qwen_nb import _kinds
 

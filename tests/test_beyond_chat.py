@@ -171,6 +171,18 @@ def test_respond_streams_steps_then_text(session):
     assert text == stream.result.text and stream.result.steps[0].type == "web_search_call"
 
 
+def test_a_cancelled_response_stream_stops_and_is_recorded_once(session):
+    from qwen_nb._pipeline import CancelToken
+
+    token = CancelToken()
+    stream = session.respond("stop me early", tools=["web_search"], stream=True, cancel=token)
+    first = next(iter(stream))
+    assert first.type == "step"
+    token.cancel()
+    assert list(stream) == []
+    assert [r.status for r in session.ledger.records()] == ["interrupted"]
+
+
 def test_respond_refusals(session):
     with pytest.raises(ModelNotGrantedError):
         session.respond("hi", profile="team-a")
