@@ -655,7 +655,10 @@ async def peek(app: EmulatorApp, request: Request, region: str, ws_id: str | Non
     size = _content_length(request)
     if size is None or size > PEEK_BYTES:
         return None
-    raw = await request.body()
+    # read as the chat handler reads (a client gone mid-body is a 499, the size guard applies), then kept
+    # where Starlette keeps a body it read, so the chat handler reads the same bytes again
+    raw = bytes(await app._read_body(request, ctx))
+    request._body = raw
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
