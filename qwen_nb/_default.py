@@ -26,6 +26,7 @@ __all__ = [
     "achat", "achat_many", "add_profile", "astream_chat", "chat", "chat_many", "connect", "default_session",
     "explain_config",
     "grant", "granted_models", "list_models", "profiles", "revoke", "set_default_session", "stream_chat", "usage",
+    "embed", "rerank", "image", "speak", "transcribe", "respond",
 ]
 
 _default: Session | None = None
@@ -202,3 +203,36 @@ def add_profile(name: str, key: str, region: str = "ap-southeast-1", workspace: 
     """``Session.add_profile`` on the default session."""
     return default_session().add_profile(name, key, region=region, workspace=workspace, models=models,
                                          budget=budget, base_url=base_url)
+
+
+# ---------------------------------------------------------------------------------------------- beyond chat
+
+
+def embed(texts: Any, **kw: Any) -> Any:
+    """``Session.embed`` on the default session: texts → ``EmbeddingResult``."""
+    return default_session().embed(texts, **kw)
+
+
+def rerank(query: str, documents: Sequence[str], **kw: Any) -> Any:
+    """``Session.rerank`` on the default session: documents ranked for a query → ``RerankResult``."""
+    return default_session().rerank(query, documents, **kw)
+
+
+def image(prompt: str, **kw: Any) -> Any:
+    """``Session.image`` on the default session: a prompt → ``ImageResult`` (saved locally at once)."""
+    return default_session().image(prompt, **kw)
+
+
+def speak(text: str, **kw: Any) -> Any:
+    """``Session.speak`` on the default session: text → ``SpeechResult`` (an audio player)."""
+    return default_session().speak(text, **kw)
+
+
+def transcribe(audio: Any, **kw: Any) -> Any:
+    """``Session.transcribe`` on the default session: audio → ``TranscriptResult``."""
+    return default_session().transcribe(audio, **kw)
+
+
+def respond(input: Any, **kw: Any) -> Any:
+    """``Session.respond`` on the default session: the Responses API → ``ResponseResult``."""
+    return default_session().respond(input, **kw)

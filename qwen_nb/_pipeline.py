@@ -86,6 +86,8 @@ class Call:
     cancel: CancelToken | None = None
     #: a streamed answer the caller wants whole (``chat()`` on a stream-only model): a cut stream is retried
     whole: bool = False
+    #: "chat", or a kind beyond chat ("embedding", "rerank", "image", "tts", "asr", "responses"); the ledger keeps it
+    kind: str = "chat"
 
 
 @dataclass
@@ -257,7 +259,8 @@ class Pipeline:
                 region=call.profile.region, api=call.api, model=call.req.model, input_tokens=u.input_tokens,
                 output_tokens=u.output_tokens, reasoning_tokens=u.reasoning_tokens, latency=latency,
                 request_id=request_id, status=status, error_code=error_code, attempts=attempts, cost=cost,
-                currency=currency, **_origin_id(),
+                currency=currency, kind=call.kind, cached_tokens=u.cached_tokens,
+                cache_creation_tokens=u.cache_creation_tokens, **_origin_id(),
             )
             self.ledger().record(rec, budget=call.profile.budget, wait=False)
         except Exception as exc:
@@ -369,6 +372,14 @@ class Tracker:
                                  currency=result.currency)
         return result
 
+    def done(self, usage: Usage, request_id: str | None = None, cost: float | None = None,
+             currency: str | None = None) -> None:
+        """Record a successful call beyond chat (its result type is the caller's); once."""
+        if not self.recorded:
+            self.recorded = True
+            self.pipeline.record(self.call, status="ok", attempts=self.attempts, latency=self.elapsed, usage=usage,
+                                 request_id=request_id, cost=cost, currency=currency)
+
     def error(self, err: QwenNbError) -> None:
         """Record a call that ended in ``err``."""
         if isinstance(err, ModelNotGrantedError):
@@ -446,7 +457,7 @@ def _cost(call: Call, usage: Usage) -> tuple[float | None, str | None]:
         _ESTIMATE = estimate
     try:
         return _ESTIMATE(call.req.model, call.profile.region, usage.input_tokens, usage.output_tokens,
-                         usage.reasoning_tokens)
+                         usage.reasoning_tokens, usage.cached_tokens, usage.cache_creation_tokens, usage.cache_type)
     except Exception as exc:  # a price problem must not lose the answer
         log.debug("qwen-nb: no cost estimate: %s", exc)
         return None, None

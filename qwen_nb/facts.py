@@ -605,3 +605,118 @@ DOCS: dict[str, tuple[str, str]] = {
     "batch": ("OpenAI-compatible Batch API",
               "https://www.alibabacloud.com/help/en/model-studio/batch-interfaces-compatible-with-openai"),
 }
+
+
+# beyond chat: embeddings, rerank, images, speech, the Responses API, context cache
+# Sources (README, "Notes on the service"): the service's pages on text embedding (synchronous API and
+# OpenAI-compatible), text rerank, Wan / Qwen text-to-image (sync and asynchronous task API), Qwen-TTS,
+# Qwen-ASR, the OpenAI-compatible Responses API and context cache.
+
+
+@dataclass(frozen=True)
+class KindModel:
+    """A model of one kind beyond chat: where it is offered, which API paths serve it, and its limits."""
+
+    id: str
+    #: "embedding", "rerank", "image", "tts", "asr" or "responses"
+    kind: str
+    regions: tuple[str, ...] = ("ap-southeast-1",)
+    #: the APIs that serve it ("openai": the compatible endpoint, "dashscope": the native one)
+    apis: tuple[str, ...] = ("dashscope",)
+    #: most inputs (texts, documents, images) in one request
+    max_rows: int = 1
+    #: embedding sizes it can return, the default first
+    dimensions: tuple[int, ...] = ()
+    #: images: "sync" (one request), "async" (task API), or both
+    modes: tuple[str, ...] = ()
+    #: image sizes ("1024*1024"), voices, ... the first is the default
+    options: tuple[str, ...] = ()
+    #: most characters (TTS) or tokens per row (embedding, rerank) the service takes
+    max_input: int = 0
+    description: str = ""
+
+
+KIND_MODELS: dict[str, KindModel] = {
+    m.id: m
+    for m in (
+        KindModel("text-embedding-v4", "embedding",
+                  ("ap-southeast-1", "cn-beijing", "cn-hongkong"), ("openai", "dashscope"), max_rows=10,
+                  dimensions=(1024, 2048, 1536, 768, 512, 256, 128, 64), max_input=8192,
+                  description="Qwen3-Embedding series, 100+ languages"),
+        KindModel("text-embedding-v3", "embedding", ("ap-southeast-1", "cn-beijing"), ("openai", "dashscope"),
+                  max_rows=10, dimensions=(1024, 768, 512), max_input=8192, description="50+ languages"),
+        KindModel("qwen3-rerank", "rerank", ("ap-southeast-1",), ("dashscope",), max_rows=500, max_input=4000,
+                  description="Text rerank, 100+ languages"),
+        KindModel("gte-rerank-v2", "rerank", ("cn-beijing",), ("dashscope",), max_rows=500, max_input=4000,
+                  description="Text rerank, 50+ languages"),
+        KindModel("wan2.6-t2i", "image", ("ap-southeast-1", "cn-beijing", "us-east-1"), ("dashscope",), max_rows=4,
+                  modes=("sync", "async"), options=("1280*1280", "1024*1024", "1104*1472", "1472*1104"),
+                  description="Wan text-to-image, synchronous (multimodal-generation) or a task"),
+        KindModel("wan2.5-t2i-preview", "image", ("ap-southeast-1", "cn-beijing"), ("dashscope",), max_rows=4,
+                  modes=("async",), options=("1024*1024", "1280*720", "720*1280"),
+                  description="Wan text-to-image through the asynchronous task API"),
+        KindModel("qwen-image-plus", "image", ("ap-southeast-1", "cn-beijing"), ("dashscope",), max_rows=1,
+                  modes=("async",), options=("1328*1328", "1664*928", "928*1664"),
+                  description="Qwen-Image text-to-image (text rendering) through the task API"),
+        KindModel("qwen3-tts-flash", "tts", ("ap-southeast-1", "cn-beijing"), ("dashscope",), max_input=600,
+                  options=("Cherry", "Ethan", "Jennifer", "Ryan", "Katerina", "Elias"),
+                  description="Qwen3 text-to-speech (multimodal-generation); audio comes back as a URL"),
+        KindModel("qwen3-asr-flash", "asr", ("ap-southeast-1", "cn-beijing"), ("openai", "dashscope"),
+                  description="Speech recognition of audio up to 5 minutes, through chat with input_audio"),
+        KindModel("qwen3-max-2026-01-23", "responses", ("ap-southeast-1",), ("openai",),
+                  options=("web_search", "code_interpreter", "web_extractor"),
+                  description="The Responses API's model, with built-in tools"),
+    )
+}
+
+#: the endpoints of each kind, under ``COMPATIBLE_PATH`` ("openai") or ``NATIVE_PATH`` ("dashscope")
+KIND_PATHS: dict[tuple[str, str], str] = {
+    ("embedding", "openai"): "/embeddings",
+    ("embedding", "dashscope"): "/services/embeddings/text-embedding/text-embedding",
+    ("rerank", "dashscope"): "/services/rerank/text-rerank/text-rerank",
+    ("image", "dashscope"): "/services/aigc/text2image/image-synthesis",  # the task API (X-DashScope-Async)
+    ("image_sync", "dashscope"): NATIVE_MULTIMODAL_GENERATION,
+    ("tts", "dashscope"): NATIVE_MULTIMODAL_GENERATION,
+    ("asr", "openai"): "/chat/completions",
+    ("asr", "dashscope"): NATIVE_MULTIMODAL_GENERATION,
+    ("responses", "openai"): "/responses",
+}
+#: a task's status (``GET``) under ``NATIVE_PATH``; the header that makes a submission a task
+TASKS_PATH = "/tasks/{task_id}"
+ASYNC_HEADER = ("X-DashScope-Async", "enable")
+#: task states: still going, and finished
+TASK_PENDING = ("PENDING", "RUNNING")
+TASK_DONE = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
+#: the built-in tools of the Responses API
+RESPONSE_TOOLS = ("web_search", "code_interpreter", "web_extractor")
+#: speech recognition: most bytes of a base64 data URL (the Qwen-ASR reference: 10 MB), and of audio (5 minutes)
+ASR_MAX_DATA_URL_BYTES = 10 * 1024 * 1024
+ASR_MAX_SECONDS = 300
+#: result URLs (images, audio) and task ids expire after this many hours
+RESULT_URL_HOURS = 24
+
+# context cache (the service's context-cache page): what a cached input token costs, as a share of the
+# model's input price. An explicit cache marker is ``{"cache_control": {"type": "ephemeral"}}`` on a content
+# block (at most 4 per request); an explicit cache needs 1024 tokens and lives 5 minutes (renewed on a hit)
+CACHE_IMPLICIT_HIT = 0.20
+CACHE_EXPLICIT_CREATE = 1.25
+CACHE_EXPLICIT_HIT = 0.10
+CACHE_MARKER = {"type": "ephemeral"}
+CACHE_MAX_MARKERS = 4
+CACHE_EXPLICIT_MIN_TOKENS = 1024
+CACHE_EXPLICIT_SECONDS = 300
+
+
+def kind_model(model: str) -> KindModel | None:
+    """The row of a model beyond chat (a dated snapshot maps to its base), or None."""
+    if model in KIND_MODELS:
+        return KIND_MODELS[model]
+    for mid in sorted(KIND_MODELS, key=len, reverse=True):
+        if model.startswith(mid + "-") and model[len(mid) + 1:len(mid) + 2].isdigit():
+            return KIND_MODELS[mid]
+    return None
+
+
+def kind_models(kind: str, region: str | None = None) -> list[str]:
+    """The models of ``kind`` (offered in ``region`` when given)."""
+    return [m.id for m in KIND_MODELS.values() if m.kind == kind and (region is None or region in m.regions)]

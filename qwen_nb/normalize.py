@@ -93,7 +93,13 @@ def usage(obj: Any) -> Usage | None:
         details = _get(obj, "output_tokens_details")
     reasoning = _int(_get(details, "reasoning_tokens"))
     total = _int(_get(obj, "total_tokens")) or inp + out
-    return Usage(inp, out, reasoning, total)
+    # context cache: the same ``prompt_tokens_details`` on both APIs (the service's context-cache page)
+    cache = _get(obj, "prompt_tokens_details") or _get(obj, "input_tokens_details")
+    if cache is None:
+        return Usage(inp, out, reasoning, total)
+    cache_type = _get(cache, "cache_type")
+    return Usage(inp, out, reasoning, total, _int(_get(cache, "cached_tokens")),
+                 _int(_get(cache, "cache_creation_input_tokens")), cache_type if isinstance(cache_type, str) else "")
 
 
 def _tool_call(call: Any) -> ToolCall:

@@ -128,18 +128,23 @@ class PriceCatalog:
         return None
 
     def estimate(
-        self, model: str, region: str, input_tokens: int, output_tokens: int, reasoning_tokens: int = 0
+        self, model: str, region: str, input_tokens: int, output_tokens: int, reasoning_tokens: int = 0,
+        cached_tokens: int = 0, cache_creation_tokens: int = 0, cache_type: str = "",
     ) -> tuple[float | None, str]:
         """Estimated cost of one call and its currency; the cost is ``None`` when the price is unknown.
 
         ``reasoning_tokens`` are part of ``output_tokens``; when there are any, the whole output is
         priced at the tier's thinking-mode output price. For models whose thinking can be switched
         on and off, a missing thinking price makes the cost unknown rather than guessed.
+        ``cached_tokens`` and ``cache_creation_tokens`` are part of ``input_tokens`` and priced at the
+        context cache's rates (``input_cost``).
         """
         for name, value in (
             ("input_tokens", input_tokens),
             ("output_tokens", output_tokens),
             ("reasoning_tokens", reasoning_tokens),
+            ("cached_tokens", cached_tokens),
+            ("cache_creation_tokens", cache_creation_tokens),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InputError(
@@ -157,7 +162,24 @@ class PriceCatalog:
                 out_price = tier.output_thinking
             elif _thinking_is_switchable(model):
                 return None, price.currency
-        return (input_tokens * tier.input + output_tokens * out_price) / PER, price.currency
+        inp = input_cost(tier.input, input_tokens, cached_tokens, cache_creation_tokens, cache_type)
+        return (inp + output_tokens * out_price) / PER, price.currency
+
+
+def input_cost(price: float, input_tokens: int, cached_tokens: int = 0, cache_creation_tokens: int = 0,
+               cache_type: str = "") -> float:
+    """What the input of a call costs at ``price`` per token, with the context cache's rates applied.
+
+    Tokens read from an explicit cache (``cache_type="ephemeral"``) cost 10 % of the price, from the
+    implicit cache 20 %; tokens written to an explicit cache 125 %; the rest 100 %.
+    """
+    from qwen_nb import facts
+
+    cached = min(cached_tokens, input_tokens)
+    created = min(cache_creation_tokens, input_tokens - cached)
+    hit = facts.CACHE_EXPLICIT_HIT if cache_type == "ephemeral" else facts.CACHE_IMPLICIT_HIT
+    plain = input_tokens - cached - created
+    return price * (plain + cached * hit + created * facts.CACHE_EXPLICIT_CREATE)
 
 
 def region_currency(region: str) -> str:
@@ -310,7 +332,9 @@ def get_price(model: str, region: str) -> Price | None:
 
 
 def estimate(
-    model: str, region: str, input_tokens: int, output_tokens: int, reasoning_tokens: int = 0
+    model: str, region: str, input_tokens: int, output_tokens: int, reasoning_tokens: int = 0,
+    cached_tokens: int = 0, cache_creation_tokens: int = 0, cache_type: str = "",
 ) -> tuple[float | None, str]:
     """Estimated cost of one call with the process-wide catalog: ``(cost or None, currency)``."""
-    return catalog().estimate(model, region, input_tokens, output_tokens, reasoning_tokens)
+    return catalog().estimate(model, region, input_tokens, output_tokens, reasoning_tokens, cached_tokens,
+                              cache_creation_tokens, cache_type)

@@ -223,7 +223,13 @@ def _part(part: Any, where: str) -> tuple[dict[str, Any], bool]:
     if kind == "text" or (kind is None and "text" in part):
         if not isinstance(part.get("text"), str):
             raise InputError(f"{where} is a text part without a string 'text'.")
-        return {"type": "text", "text": part["text"]}, False
+        text_part: dict[str, Any] = {"type": "text", "text": part["text"]}
+        if "cache_control" in part:  # an explicit context-cache marker, passed through to both APIs
+            if part["cache_control"] != facts.CACHE_MARKER:
+                raise InputError(f"{where} has cache_control={part['cache_control']!r}.",
+                                 fix=f'Mark a block for the explicit cache with "cache_control": {facts.CACHE_MARKER}.')
+            text_part["cache_control"] = dict(facts.CACHE_MARKER)
+        return text_part, False
     if kind in ("image_url", "image") or (kind is None and ("image" in part or "image_url" in part)):
         url = part.get("image_url", part.get("image", part.get("url")))
         detail = url.get("detail") if isinstance(url, Mapping) else None
@@ -311,6 +317,12 @@ def check_messages(prompt_or_messages: Any) -> tuple[list[dict[str, Any]], bool]
         raise InputError("The message list is empty.", fix='Add at least one {"role": "user", "content": ...}.')
     checked = [_message(m, i) for i, m in enumerate(prompt_or_messages)]
     messages = [m for m, _ in checked]
+    markers = sum(1 for m in messages if isinstance(m.get("content"), list)
+                  for p in m["content"] if isinstance(p, Mapping) and "cache_control" in p)
+    if markers > facts.CACHE_MAX_MARKERS:
+        raise InputError(f"{markers} cache_control markers; the service takes at most {facts.CACHE_MAX_MARKERS} "
+                         "per request.", fix="Mark only the ends of the long, repeated prefixes (system prompt, "
+                         "documents).")
     for i, m in enumerate(messages):
         content = m.get("content")
         parts = [content] if isinstance(content, str) else list(content or [])

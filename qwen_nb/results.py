@@ -16,6 +16,12 @@ class Usage:
     #: thinking tokens (part of ``output_tokens``)
     reasoning_tokens: int = 0
     total_tokens: int = 0
+    #: input tokens served from the context cache (part of ``input_tokens``)
+    cached_tokens: int = 0
+    #: input tokens written to an explicit cache (part of ``input_tokens``)
+    cache_creation_tokens: int = 0
+    #: "ephemeral" when the call used an explicit cache marker, "" otherwise (implicit cache)
+    cache_type: str = ""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -23,12 +29,20 @@ class Usage:
             self.output_tokens + other.output_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
             self.total_tokens + other.total_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.cache_creation_tokens + other.cache_creation_tokens,
+            self.cache_type or other.cache_type,
         )
 
     def line(self) -> str:
         """``12 in · 34 out (10 thinking) · 46 total``."""
         thinking = f" ({self.reasoning_tokens} thinking)" if self.reasoning_tokens else ""
-        return f"{self.input_tokens} in · {self.output_tokens} out{thinking} · {self.total_tokens} total"
+        cache = ""
+        if self.cached_tokens or self.cache_creation_tokens:
+            parts = [f"{n} {w}" for n, w in ((self.cached_tokens, "cached"),
+                                              (self.cache_creation_tokens, "cache written")) if n]
+            cache = f" ({', '.join(parts)})"
+        return f"{self.input_tokens} in{cache} · {self.output_tokens} out{thinking} · {self.total_tokens} total"
 
 
 @dataclass(frozen=True)

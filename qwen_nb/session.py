@@ -686,3 +686,70 @@ class Session:
         self._model_lists[(prof.name, api)] = list(names)
         return names
 
+
+    # ------------------------------------------------------------------ beyond chat (qwen_nb._kinds)
+
+    def embed(self, texts: Any, *, model: str = "text-embedding-v4", dimensions: int | None = None,
+              profile: str | Profile | None = None, api: str | None = None, batch_size: int | None = None,
+              concurrency: int = 1) -> Any:
+        """Embed ``texts`` (a string or a list) → ``EmbeddingResult`` (``.array``: numpy, one row per text).
+
+        Texts go in batches of the model's documented rows per request (``batch_size`` may be smaller),
+        order kept; ``concurrency`` batches in flight at once. ``api``: "openai" (compatible
+        ``/embeddings``) or "dashscope" (native text-embedding). One ledger row per call.
+        """
+        from qwen_nb import _kinds
+
+        return _kinds.embed(self, texts, model=model, dimensions=dimensions, profile=profile, api=api,
+                            batch_size=batch_size, concurrency=concurrency)
+
+    def rerank(self, query: str, documents: Sequence[str], *, model: str | None = None, top_n: int | None = None,
+               profile: str | Profile | None = None, api: str | None = None) -> Any:
+        """Rank ``documents`` by relevance to ``query`` → ``RerankResult`` (shown as a ranked table)."""
+        from qwen_nb import _kinds
+
+        return _kinds.rerank(self, query, documents, model=model, top_n=top_n, profile=profile, api=api)
+
+    def image(self, prompt: str, *, model: str = "wan2.6-t2i", size: str | None = None, n: int = 1,
+              profile: str | Profile | None = None, folder: Any = None, sync: bool | None = None,
+              progress: bool = True, wait: float = 600.0) -> Any:
+        """Make ``n`` images from ``prompt`` → ``ImageResult``, shown inline and saved in ``folder`` at once.
+
+        Synchronous where the model allows it, else (or with ``sync=False``) through the task API
+        (``X-DashScope-Async: enable``, then ``GET /tasks/{id}``, with a progress line).
+        """
+        from qwen_nb import _kinds
+
+        return _kinds.image(self, prompt, model=model, size=size, n=n, profile=profile, folder=folder, sync=sync,
+                            progress=progress, wait=wait)
+
+    def speak(self, text: str, *, voice: str | None = None, model: str = "qwen3-tts-flash",
+              profile: str | Profile | None = None, folder: Any = None) -> Any:
+        """Text to speech → ``SpeechResult`` (an audio player in a notebook; saved in ``folder``)."""
+        from qwen_nb import _kinds
+
+        return _kinds.speak(self, text, voice=voice, model=model, profile=profile, folder=folder)
+
+    def transcribe(self, audio: Any, *, model: str = "qwen3-asr-flash", profile: str | Profile | None = None,
+                   api: str | None = None) -> Any:
+        """Speech to text → ``TranscriptResult``; ``audio``: a file path, bytes, an https URL or a ``SpeechResult``."""
+        from qwen_nb import _kinds
+
+        return _kinds.transcribe(self, audio, model=model, profile=profile, api=api)
+
+    def respond(self, input: Any, *, model: str = "qwen3-max-2026-01-23", tools: Any = None,
+                previous_response_id: str | None = None, profile: str | Profile | None = None,
+                stream: bool = False, **extra: Any) -> Any:
+        """The Responses API → ``ResponseResult`` (text, tool steps, ``.id`` for the next turn).
+
+        ``tools``: built-in tool names (``["web_search", "code_interpreter"]``) or tool objects.
+        ``stream=True`` returns a ``ResponseStream`` of ``ResponseEvent`` (steps as they finish, text);
+        ``cancel=`` a ``CancelToken`` stops it (the Playground's Stop).
+        """
+        from qwen_nb import _kinds
+
+        if stream:
+            return _kinds.respond_stream(self, input, model=model, tools=tools,
+                                         previous_response_id=previous_response_id, profile=profile, **extra)
+        return _kinds.respond(self, input, model=model, tools=tools, previous_response_id=previous_response_id,
+                              profile=profile, **extra)

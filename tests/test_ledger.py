@@ -38,11 +38,12 @@ def file_ledger(tmp_path):
 
 def test_call_record_fields_follow_the_contract():
     names = [f.name for f in dataclasses.fields(CallRecord)]
-    assert names == [
+    assert names[:17] == [
         "time", "profile", "workspace", "region", "api", "model", "input_tokens", "output_tokens",
         "reasoning_tokens", "latency", "request_id", "status", "error_code", "attempts", "cost", "currency",
         "call_id", "batch_id",
     ]
+    assert names[17:] == ["kind", "cached_tokens", "cache_creation_tokens"]  # schema v4: calls beyond chat
     a, b = rec(), rec()
     assert a.call_id and a.call_id != b.call_id
 
@@ -130,7 +131,8 @@ def make_v1_database(path) -> None:
     """A ledger file as the first release wrote it (schema v1: no call_id column)."""
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
-    v1_fields = [f.name for f in dataclasses.fields(CallRecord) if f.name not in ("call_id", "batch_id")]
+    later = ("call_id", "batch_id", "kind", "cached_tokens", "cache_creation_tokens")  # added by v2, v3 and v4
+    v1_fields = [f.name for f in dataclasses.fields(CallRecord) if f.name not in later]
     cols = ", ".join(v1_fields)
     for i in range(3):
         r = rec(request_id=f"old-{i}", time=1_700_000_000.0 + i)

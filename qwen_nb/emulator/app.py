@@ -39,6 +39,7 @@ that go away mid-request or mid-stream are logged as nothing but a request with 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -58,7 +59,7 @@ from qwen_nb import facts
 from qwen_nb._regions import REGIONS
 from qwen_nb._secrets import mask_key
 from qwen_nb.catalog import MODELS, ModelInfo, model_info
-from qwen_nb.emulator import wire
+from qwen_nb.emulator import kinds, wire
 from qwen_nb.emulator.config import BILLS, Flags, Workspace
 from qwen_nb.emulator.replies import Reply, build_reply, count_tokens, get_tokenizer, prompt_tokens, render_prompt
 from qwen_nb.emulator.state import (
@@ -81,7 +82,7 @@ PERMISSIONS = facts.NATIVE_PATH + facts.PERMISSIONS_PATH
 COMPAT_FILES = facts.COMPATIBLE_PATH + facts.FILES_PATH
 COMPAT_BATCHES = facts.COMPATIBLE_PATH + facts.BATCHES_PATH
 CHAT_ENDPOINTS = (COMPAT_CHAT, NATIVE_TEXT, NATIVE_VISION)
-ENDPOINTS = (*CHAT_ENDPOINTS, COMPAT_MODELS, NATIVE_MODELS, PERMISSIONS)
+ENDPOINTS = (*CHAT_ENDPOINTS, COMPAT_MODELS, NATIVE_MODELS, PERMISSIONS, *kinds.ROUTES)
 LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
 
 #: Largest request body accepted: the service's (6 MiB, observed: "Exceeded limit on max bytes to
@@ -714,6 +715,8 @@ class EmulatorApp:
         path = request.url.path
         if path.startswith("/_emulator"):
             return await self.control(request, path)
+        if path.startswith(kinds.FILES_PREFIX):  # result files of the endpoints beyond chat (qwen_nb.emulator.kinds)
+            return await kinds.serve_file(self, request, path)
         region, ws_id, sub = _split(path)
         protocol = "compatible" if sub.startswith("/compatible-mode/") else "native"
         sse = protocol == "native" and sub in CHAT_ENDPOINTS and _wants_sse(request)
@@ -724,16 +727,20 @@ class EmulatorApp:
                 raise _Fail("not_found", f"Unknown region prefix {region!r}; use one of {', '.join(REGIONS)}.")
             if ws_id is not None and self.state.workspace_by_id(ws_id) is None:
                 raise _Fail("workspace_unknown")
-            routes = {
+            routes: dict[str, dict[str, Any]] = {
                 COMPAT_CHAT: {"POST": self.chat},
                 NATIVE_TEXT: {"POST": self.chat},
                 NATIVE_VISION: {"POST": self.chat},
                 COMPAT_MODELS: {"GET": self.list_models},
                 NATIVE_MODELS: {"GET": self.native_models},
                 PERMISSIONS: {"GET": self.list_permissions, "POST": self.permissions},
+                # beyond chat: embeddings, rerank, image tasks, the Responses API (qwen_nb.emulator.kinds)
+                **{p: {m: functools.partial(h, self) for m, h in hs.items()} for p, hs in kinds.ROUTES.items()},
             }
             if sub.split("/")[:4] in (COMPAT_FILES.split("/"), COMPAT_BATCHES.split("/")):
                 routes[sub] = {request.method: self.batch_api}  # the Batch API's paths carry ids: one handler
+            if sub.startswith(kinds.TASKS_PREFIX) and len(sub) > len(kinds.TASKS_PREFIX):
+                routes[sub] = {"GET": functools.partial(kinds.task_status, self)}
             if sub not in routes or (sub == PERMISSIONS and ws_id is None):
                 raise _Fail("not_found")  # e.g. ".../api/v1/chat/completions": a native base URL + a compatible path
             handler = routes[sub].get(request.method)
@@ -742,7 +749,8 @@ class EmulatorApp:
             latency = self.state.pacing.latency
             if latency:
                 await asyncio.sleep(latency)
-            response = await handler(request, region, ws_id, sub, protocol, rid, ctx)
+            peeked = await kinds.peek(self, request, region, ws_id, sub, protocol, rid, ctx)  # a model beyond chat
+            response = peeked or await handler(request, region, ws_id, sub, protocol, rid, ctx)
         except _Fail as fail:
             response = self._error(protocol, fail, rid, sse)
         except BadRequest as bad:
@@ -990,6 +998,7 @@ class EmulatorApp:
         else:
             data = wire.native_body(reply, request_id=rid, result_format=plan.result_format,
                                     multimodal=plan.multimodal)
+        data = kinds.apply_cache(self, plan.body, data, protocol, ctx.workspace)  # explicit context cache markers
         return self._json(200, data, rid)
 
     # -- the Batch API (files and jobs; qwen_nb.emulator.batches) ------------------

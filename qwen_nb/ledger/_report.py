@@ -13,13 +13,14 @@ from qwen_nb.errors import InputError
 from qwen_nb.ledger import _render
 from qwen_nb.ledger._rows import COUNTER_SQL, COUNTERS, UsageRow
 
-GROUPINGS = ("workspace", "profile", "model", "day")
+GROUPINGS = ("workspace", "profile", "model", "day", "kind")
 
 _GROUP_SQL = {
     "workspace": "COALESCE(workspace, '(default ' || region || ')')",
     "profile": "profile",
     "model": "model",
     "day": "date(time, 'unixepoch', 'localtime')",
+    "kind": "kind",
 }
 
 

@@ -68,8 +68,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX batch_jobs_created ON batch_jobs(created)",
         "ALTER TABLE calls ADD COLUMN batch_id TEXT",
     ),
-    # v4: chat_many(checkpoint=...): each answered prompt of a named run, so a restarted run skips it
+    # v4: calls beyond chat (embeddings, rerank, images, speech, responses) carry their kind, and the
+    # context cache's token counts are kept (the cost already applies their rates)
     4: (
+        "ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'chat'",
+        "ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE calls ADD COLUMN cache_creation_tokens INTEGER NOT NULL DEFAULT 0",
+    ),
+    # v5: chat_many(checkpoint=...): each answered prompt of a named run, so a restarted run skips it
+    5: (
         """CREATE TABLE checkpoints (
             name TEXT NOT NULL,
             key TEXT NOT NULL,

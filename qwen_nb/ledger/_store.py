@@ -64,6 +64,11 @@ class CallRecord:
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: the batch job this call was a line of (billed at the batch price), None for a real-time call
     batch_id: str | None = None
+    #: "chat", or the kind of a call beyond chat ("embedding", "rerank", "image", "tts", "asr", "responses")
+    kind: str = "chat"
+    #: input tokens read from the context cache, and written to an explicit cache (both part of input_tokens)
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
 
 
 _COLUMNS = tuple(f.name for f in fields(CallRecord))
