@@ -60,6 +60,7 @@ _AKA_SQL = {
     "profile": "GROUP_CONCAT(DISTINCT COALESCE(workspace, 'default ' || region))",
     "model": "NULL",
     "day": "NULL",
+    "kind": "NULL",
 }
 
 
