@@ -261,7 +261,9 @@ def record(paths: list[Path], *, solutions: bool = False, log: Any = print) -> f
             try:
                 for py in group:
                     t0 = time.perf_counter()
-                    nb = _execute_pair(py, folder, env, emulator)
+                    # each notebook starts with an empty usage ledger, as it does under nbval
+                    own = dict(env, QWEN_NB_LEDGER=str(Path(env["QWEN_NB_LEDGER"]).with_name(f"{py.stem}.sqlite")))
+                    nb = _execute_pair(py, folder, own, emulator)
                     stabilize(nb)
                     nbformat.validate(nb)
                     target = py.with_suffix(".ipynb")
