@@ -166,8 +166,10 @@ def test_a_run_killed_half_way_resumes_in_a_new_process_without_sending_an_answe
         assert n // 2 <= answered < n, "the run was not killed half-way"
 
         conn = sqlite3.connect(path)
-        stored = {json.loads(r)["text"] for (r,) in conn.execute("SELECT result FROM checkpoints")}
+        stored = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+        assert all(json.loads(r)["text"] for (r,) in conn.execute("SELECT result FROM checkpoints"))
         conn.close()
+        time.sleep(1.0)  # the calls in flight at the kill reach the emulator's log
         before = len(emu.requests)
         asked_before = [r.body["messages"][-1]["content"] for r in emu.requests if r.body and "messages" in r.body]
 
@@ -177,8 +179,9 @@ def test_a_run_killed_half_way_resumes_in_a_new_process_without_sending_an_answe
         assert f"answered {n}" in done.stdout
         resumed = [r.body["messages"][-1]["content"] for r in emu.requests[before:] if r.body and "messages" in r.body]
         # nothing answered before the kill is sent again; the rest (and what was in flight) is sent once
-        assert len(resumed) == n - len(stored)
+        assert len(resumed) == n - stored
         assert len(set(resumed)) == len(resumed)
-        assert len(asked_before) + len(resumed) <= n + 2  # at most the 2 calls in flight at the kill went twice
+        twice = [p for p in set(asked_before) if p in resumed]
+        assert len(twice) <= 2  # at most the 2 calls in flight at the kill (sent, never answered) went twice
     finally:
         emu.stop()

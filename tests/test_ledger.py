@@ -38,12 +38,12 @@ def file_ledger(tmp_path):
 
 def test_call_record_fields_follow_the_contract():
     names = [f.name for f in dataclasses.fields(CallRecord)]
-    assert names[:17] == [
+    assert names[:18] == [
         "time", "profile", "workspace", "region", "api", "model", "input_tokens", "output_tokens",
         "reasoning_tokens", "latency", "request_id", "status", "error_code", "attempts", "cost", "currency",
         "call_id", "batch_id",
     ]
-    assert names[17:] == ["kind", "cached_tokens", "cache_creation_tokens"]  # schema v4: calls beyond chat
+    assert names[18:] == ["kind", "cached_tokens", "cache_creation_tokens"]  # schema v4: calls beyond chat
     a, b = rec(), rec()
     assert a.call_id and a.call_id != b.call_id
 

@@ -139,9 +139,9 @@ def test_error_panel_is_short_with_chips_and_folded_details():
     )
     panel = error_panel_html(err)
     shown, details = panel.split("<details", 1)
-    assert "✗ Profile &#x27;team-a&#x27; in Singapore is not allowed" in shown
+    assert "ModelNotGrantedError</span> Profile &#x27;team-a&#x27; in Singapore is not allowed" in shown
     assert "A sub-workspace key" not in shown and "A sub-workspace key" in details  # one-line headline
-    assert shown.count("<li>") == 3 and shown.index("Profiles of yours") < shown.index("Grant")
+    assert shown.count("<li>") == 3 and shown.index("Profiles of yours") < shown.index("<li>Grant")
     assert "https://" not in shown and "https://example.invalid" in details  # the URL is folded
     for c in ("ModelNotGrantedError", "HTTP 403", "Model.AccessDenied", "request id req-1"):
         assert c in shown

@@ -59,7 +59,7 @@ def error_panel_html(err: BaseException) -> str:
 
     The one place the widgets render an error (the Playground's turns, refused sends, KeyEntry).
     """
-    return error_card_html(err)
+    return f'<div class="qwen-nb-error">{error_card_html(err)}</div>'
 
 
 def note_html(text: str, kind: str = "info") -> str:
