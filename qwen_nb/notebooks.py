@@ -34,13 +34,14 @@ import argparse
 import base64
 import binascii
 import copy
+import functools
 import json
 import os
 import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -589,6 +590,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fix_notebook(nb: Any, path: Path, matcher: Any) -> int:
+    """Scrub the keys out of a notebook already read, write it back; returns how many were replaced."""
+    fixed, n = _scrub_notebook(nb, str(path), matcher)
+    write_notebook(fixed, path)
+    return n
+
+
 def cli_main(argv: list[str] | None = None) -> int:
     """``qwen-nb check-notebooks``: returns the exit status (0 clean, 1 keys found, 2 error)."""
     try:
@@ -611,15 +619,12 @@ def cli_main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"qwen-nb check-notebooks: {exc.message}", file=err)
         return 2
-    for cfile in cassette_files:
-        try:
-            findings = _cassette_findings(cfile.read_text(encoding="utf-8", errors="replace"), str(cfile), matcher)
-        except OSError as exc:
-            print(f"error: {cfile}: {exc.strerror or exc}", file=err)
-            status = 2
-            continue
+
+    def report(findings: list[Any], where: Path, fix: Callable[[], int]) -> None:
+        """Count and print one file's findings; with --fix, scrub it."""
+        nonlocal dirty, n_keys, status, n_fixed
         if not findings:
-            continue
+            return
         dirty += 1
         n_keys += len(findings)
         status = max(status, 1)
@@ -628,10 +633,19 @@ def cli_main(argv: list[str] | None = None) -> int:
                 print(str(f), file=out)
         if args.fix:
             try:
-                n_fixed += _fix_cassette(cfile, matcher)
-            except OSError as exc:
-                print(f"error: {cfile}: not fixed: {exc}", file=err)
+                n_fixed += fix()
+            except (InputError, OSError) as exc:
+                print(f"error: {where}: not fixed: {exc}", file=err)
                 status = 2
+
+    for cfile in cassette_files:
+        try:
+            findings = _cassette_findings(cfile.read_text(encoding="utf-8", errors="replace"), str(cfile), matcher)
+        except OSError as exc:
+            print(f"error: {cfile}: {exc.strerror or exc}", file=err)
+            status = 2
+            continue
+        report(findings, cfile, functools.partial(_fix_cassette, cfile, matcher))
     for path in paths:
         n_files += 1
         try:
@@ -640,23 +654,7 @@ def cli_main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=err)
             status = 2
             continue
-        findings = _scan(nb, str(path), matcher)
-        if not findings:
-            continue
-        dirty += 1
-        n_keys += len(findings)
-        status = max(status, 1)
-        if not args.quiet:
-            for f in findings:
-                print(str(f), file=out)
-        if args.fix:
-            try:
-                fixed, n = _scrub_notebook(nb, str(path), matcher)
-                write_notebook(fixed, path)
-                n_fixed += n
-            except (InputError, OSError) as exc:
-                print(f"error: {path}: not fixed: {exc}", file=err)
-                status = 2
+        report(_scan(nb, str(path), matcher), path, functools.partial(_fix_notebook, nb, path, matcher))
     n_checkpoints = sum(1 for p in paths if is_checkpoint(p))
     what = ("notebook" if n_files == 1 else "notebooks") + (
         f" ({n_checkpoints} checkpoint{'s' if n_checkpoints != 1 else ''})" if n_checkpoints else "")
