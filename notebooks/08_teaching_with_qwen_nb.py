@@ -58,7 +58,7 @@ import qwen_nb as q
 from qwen_nb.classroom import init_classroom
 
 folder = Path(tempfile.mkdtemp(prefix="class-"))
-files = init_classroom(30, folder, url="http://127.0.0.1:8765", name="Qwen 101")
+files = init_classroom(30, folder, url="http://192.168.1.20:8765", name="Qwen 101")
 print(len(files.students), "students")
 for path in (files.config, files.csv, files.html):
     print(f"{path.name:15} mode {oct(stat.S_IMODE(path.stat().st_mode))}")

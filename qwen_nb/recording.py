@@ -38,14 +38,22 @@ FORMATS = "ipynb,py:percent"
 #: cells then grade the shipped solutions instead of saying "not attempted yet"
 SOLUTIONS_VAR = "QWEN_NB_TUTORIAL_SOLUTIONS"
 
-# Replacements applied to recorded outputs: the same placeholders as qwen_nb/data/nbval_sanitize.cfg.
-STABLE_OUTPUT = [
-    (re.compile(r"chatcmpl-[A-Za-z0-9_-]+"), "chatcmpl-<ID>"),
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<UUID>"),
-    (re.compile(r"(https?://(127\.0\.0\.1|localhost|\[::1\])):\d+"), r"\1:<PORT>"),
-    (re.compile(r"\b0x[0-9a-fA-F]{6,16}\b"), "0x<ADDR>"),
-    (re.compile(r"/tmp/ipykernel_\d+/\d+\.py"), "<CELL>"),
-]
+
+def _sanitize_rules() -> list[tuple[re.Pattern[str], str]]:
+    """The rules nbval compares outputs with (``qwen_nb/data/nbval_sanitize.cfg``): recorded outputs get the same
+    placeholders, so a saved notebook holds no port, id or time of the run that recorded it."""
+    text = (Path(__file__).resolve().parent / "data" / "nbval_sanitize.cfg").read_text(encoding="utf-8")
+    rules, pattern = [], None
+    for line in text.splitlines():
+        if line.startswith("regex:"):
+            pattern = re.compile(line[len("regex:"):].strip())
+        elif line.startswith("replace:") and pattern is not None:
+            rules.append((pattern, line[len("replace:"):].strip()))
+            pattern = None
+    return rules
+
+
+STABLE_OUTPUT = _sanitize_rules()
 _HEADER = re.compile(r"^#\s*jupytext:\s*$.*?^#\s*formats:\s*(\S+)", re.MULTILINE | re.DOTALL)
 
 

@@ -34,6 +34,10 @@ SETUPS = ("default-only", "default+sub", "sub-only")
 DEFAULT_KEY = "sk-" + secrets.token_hex(16)
 TEAM_KEY = "sk-" + secrets.token_hex(16)
 DEFAULT_WS, TEAM_WS = "llm-tutdefault0001", "llm-tutteam00000001"
+#: the sub-workspace's grants: the chat models the tutorials use, and the models 10_beyond_chat names as its
+#: prerequisites (a workspace without them sees the not-granted guidance there)
+TEAM_MODELS = ["qwen-plus", "qwen-flash", "qwen-vl-plus", "text-embedding-v4", "qwen3-rerank", "wan2.6-t2i",
+               "qwen3-tts-flash", "qwen3-asr-flash", "qwen3-max-2026-01-23"]
 
 
 def _config(path: Path) -> None:
@@ -51,7 +55,7 @@ name = "team"
 id = "{TEAM_WS}"
 region = "ap-southeast-1"
 keys = ["{TEAM_KEY}"]
-models = ["qwen-plus", "qwen-flash", "qwen-vl-plus"]
+models = {TEAM_MODELS!r}
 """, encoding="utf-8")
 
 
@@ -74,7 +78,7 @@ def _env(setup: str, url: str, tmp: Path) -> dict[str, str]:
                     "DASHSCOPE_BASE_URL": f"{url}/ap-southeast-1"})
     if setup in ("default+sub", "sub-only"):
         env.update({"QWEN_NB_TEAM_API_KEY": TEAM_KEY, "QWEN_NB_TEAM_REGION": "ap-southeast-1",
-                    "QWEN_NB_TEAM_WORKSPACE": TEAM_WS, "QWEN_NB_TEAM_MODELS": "qwen-plus,qwen-flash,qwen-vl-plus",
+                    "QWEN_NB_TEAM_WORKSPACE": TEAM_WS, "QWEN_NB_TEAM_MODELS": ",".join(TEAM_MODELS),
                     "QWEN_NB_TEAM_BASE_URL": f"{url}/ap-southeast-1/ws/{TEAM_WS}"})
     return env
 
