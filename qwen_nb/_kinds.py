@@ -22,7 +22,7 @@ from qwen_nb import facts
 from qwen_nb._guidance import ServiceFailure, guided_error
 from qwen_nb._pipeline import Call, CancelToken, Tracker, _cost, base_url_for, detach
 from qwen_nb._secrets import refuse_key
-from qwen_nb.errors import BudgetExceededError, ConfigError, InputError, QwenNbError, ServiceError
+from qwen_nb.errors import InputError, QwenNbError, ServiceError
 from qwen_nb.media import (
     EmbeddingResult,
     ImageResult,
@@ -89,17 +89,9 @@ def _api(kind: str, info: facts.KindModel, api: str | None) -> str:
 
 
 def _call(session: Session, kind: str, model: str, profile: Any, api: str) -> Call:
-    prof = session.get_profile(profile)
-    if not prof.key:
-        raise ConfigError(f"Profile {prof.name!r} has no API key.", fix="add_profile(name, key, region=...).")
+    prof = session._keyed_profile(profile)
     region = session.region(prof.name)
-    if prof.budget is not None and session.hard_budget:
-        spent = session.ledger.spent(prof.name)
-        if spent >= prof.budget:
-            raise BudgetExceededError(
-                f"Profile {prof.name!r} has spent {spent:.4f} of its budget {prof.budget:g} {region.currency}; the "
-                "session refuses further calls (hard_budget=True).", fix="Raise the budget or use another profile.",
-                profile=prof.name, region=prof.region, model=model, api=api)
+    session._refuse_over_budget(prof, region, model, api)
     return Call(prof, region, api, ChatRequest(model=model, messages=[]), base_url_for(prof, region, api), kind=kind)
 
 

@@ -419,19 +419,15 @@ class Session:
 
     # ------------------------------------------------------------------ preparing a call
 
-    def _prepare(self, prompt: Any, model: str | None, profile: str | Profile | None, api: str | None,
-                 params: dict[str, Any]) -> Call:
-        api = self.default_api if api is None else check_api(api)
+    def _keyed_profile(self, profile: str | Profile | None) -> Profile:
+        """The profile a call uses; a ``ConfigError`` when it has no key."""
         prof = self.get_profile(profile)
         if not prof.key:
             raise ConfigError(f"Profile {prof.name!r} has no API key.", fix="add_profile(name, key, region=...).")
-        options = {k: params.pop(k) for k in _CALL_OPTIONS if k in params}
-        cancel = options.get("cancel")
-        if cancel is not None and not isinstance(cancel, CancelToken):
-            raise InputError(f"cancel must be a qwen_nb CancelToken, got {type(cancel).__name__}.")
-        refuse_key(model, "model", profile=prof.name)
-        req = build_request(prompt, model=self.default_model if model is None else model, **params)
-        region = self.region(prof.name)
+        return prof
+
+    def _refuse_over_budget(self, prof: Profile, region: Region, model: str, api: str) -> None:
+        """With ``hard_budget``, a ``BudgetExceededError`` once the profile has spent its budget."""
         if prof.budget is not None and self.hard_budget:
             spent = self.ledger.spent(prof.name)
             if spent >= prof.budget:
@@ -442,9 +438,22 @@ class Session:
                     "profile, or create the session with hard_budget=False to only warn.",
                     profile=prof.name,
                     region=prof.region,
-                    model=req.model,
+                    model=model,
                     api=api,
                 )
+
+    def _prepare(self, prompt: Any, model: str | None, profile: str | Profile | None, api: str | None,
+                 params: dict[str, Any]) -> Call:
+        api = self.default_api if api is None else check_api(api)
+        prof = self._keyed_profile(profile)
+        options = {k: params.pop(k) for k in _CALL_OPTIONS if k in params}
+        cancel = options.get("cancel")
+        if cancel is not None and not isinstance(cancel, CancelToken):
+            raise InputError(f"cancel must be a qwen_nb CancelToken, got {type(cancel).__name__}.")
+        refuse_key(model, "model", profile=prof.name)
+        req = build_request(prompt, model=self.default_model if model is None else model, **params)
+        region = self.region(prof.name)
+        self._refuse_over_budget(prof, region, req.model, api)
         return Call(prof, region, api, req, base_url_for(prof, region, api), keep_raw=bool(options.get("keep_raw")),
                     cancel=cancel)
 
