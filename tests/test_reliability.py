@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from polling import long_retry_waits
 
 from qwen_nb import CancelToken, ChatManyInterrupted
 from qwen_nb.emulator import Emulator
@@ -33,7 +34,7 @@ def _session(emu, **kw):
 
 def test_sigint_stops_chat_many_at_once_and_sends_nothing_after(emu):
     """Calls waiting on retries are abandoned: the run returns within 1 s and no request follows the signal."""
-    s = _session(emu, retry=RetryPolicy(max_retries=5, base=8.0, cap=8.0))
+    s = _session(emu, retry=long_retry_waits(5, 8.0))
     asyncio.run(s.achat("warm up"))  # the SDK is imported and a client made before the clock starts
     emu.set_faults(rate_limit=2, rate_window=60)  # after two calls every request is refused with 429
     before = len(emu.requests)
@@ -81,7 +82,7 @@ def test_cancelled_gather_stops_in_flight_calls(emu):
 
 def test_a_cancel_token_ends_a_retry_wait(emu):
     emu.set_faults(fail_next=5)
-    s = _session(emu, retry=RetryPolicy(max_retries=5, base=10.0, cap=10.0))
+    s = _session(emu, retry=long_retry_waits(5, 10.0))
     token = CancelToken()
     threading.Timer(0.3, token.cancel).start()
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ import sys
 import threading
 
 import pytest
-from polling import until
+from polling import long_retry_waits, until
 
 from qwen_nb.errors import InputError, ModelNotGrantedError
 from qwen_nb.widgets.controller import PlaygroundController, Run
@@ -233,9 +233,7 @@ def test_bad_rate_is_refused_at_construction(session):
 
 def test_stop_during_a_retry_wait_sends_nothing_more(ctl, emu, session):
     """Stop while the call waits to retry (a 429): the wait ends at once and no new request follows."""
-    from qwen_nb.retry import RetryPolicy
-
-    session.retry = RetryPolicy(max_retries=5, base=10.0, cap=10.0)
+    session.retry = long_retry_waits(5, 10.0)
     emu.set_faults(fail_next=5, fail_status=503)
     assert send(ctl, "Who are you?")
     assert until(lambda: len(chat_requests(emu)) >= 1)
