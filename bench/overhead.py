@@ -127,6 +127,9 @@ class _NoLedger(Ledger):
     def record(self, rec, *, budget=None, wait=True):  # noqa: D102
         return None
 
+    def record_later(self, make, *, budget=None):  # noqa: D102
+        return None
+
 
 def scenarios(emu: Emulator | EmulatorProcess, session: Session) -> dict[str, tuple[Callable, Callable, str]]:
     oa, ds = raw_clients(emu)

@@ -249,20 +249,25 @@ class Pipeline:
     def record(self, call: Call, *, status: str, attempts: int, latency: float, usage: Usage | None = None,
                request_id: str | None = None, error_code: str | None = None, cost: float | None = None,
                currency: str | None = None) -> None:
-        """One ledger row per logical call; a ledger failure is logged, never raised."""
+        """One ledger row per logical call, built and stored off the call's path; a ledger failure is logged."""
         try:
-            u = usage or Usage()
-            if cost is None and currency is None and (u.input_tokens or u.output_tokens):
-                cost, currency = _cost(call, u)
-            rec = _call_record()(
-                time=time.time(), profile=call.profile.name, workspace=call.profile.workspace,
-                region=call.profile.region, api=call.api, model=call.req.model, input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens, reasoning_tokens=u.reasoning_tokens, latency=latency,
-                request_id=request_id, status=status, error_code=error_code, attempts=attempts, cost=cost,
-                currency=currency, kind=call.kind, cached_tokens=u.cached_tokens,
-                cache_creation_tokens=u.cache_creation_tokens, **_origin_id(),
-            )
-            self.ledger().record(rec, budget=call.profile.budget, wait=False)
+            now, call_id = time.time(), _call_id()  # here: the call's end, and its caller's context
+
+            def make() -> Any:
+                u = usage or Usage()
+                price, unit = cost, currency
+                if price is None and unit is None and (u.input_tokens or u.output_tokens):
+                    price, unit = _cost(call, u)
+                return _call_record()(
+                    time=now, profile=call.profile.name, workspace=call.profile.workspace,
+                    region=call.profile.region, api=call.api, model=call.req.model, input_tokens=u.input_tokens,
+                    output_tokens=u.output_tokens, reasoning_tokens=u.reasoning_tokens, latency=latency,
+                    request_id=request_id, status=status, error_code=error_code, attempts=attempts, cost=price,
+                    currency=unit, kind=call.kind, cached_tokens=u.cached_tokens,
+                    cache_creation_tokens=u.cache_creation_tokens, call_id=call_id,
+                )
+
+            self.ledger().record_later(make, budget=call.profile.budget)
         except Exception as exc:
             log.warning("qwen-nb: the call could not be recorded in the usage ledger (%s: %s)",
                         type(exc).__name__, exc)
@@ -447,6 +452,7 @@ class StreamCut(Exception):
 
 _ESTIMATE: Any = None
 _CALL_RECORD: Any = None
+_NEW_ID: Any = None
 
 
 def _cost(call: Call, usage: Usage) -> tuple[float | None, str | None]:
@@ -463,14 +469,15 @@ def _cost(call: Call, usage: Usage) -> tuple[float | None, str | None]:
         return None, None
 
 
-def _origin_id() -> dict[str, str]:
-    """``{"call_id": "probe-<hex>"}`` inside a ``call_origin`` context, else nothing (the record's own id)."""
-    origin = call_origin.get()
-    if not origin:
-        return {}
-    import uuid
+def _call_id() -> str:
+    """A new call id; inside a ``call_origin`` context it starts with the origin (``probe-<hex>``)."""
+    global _NEW_ID
+    if _NEW_ID is None:
+        from qwen_nb.ledger import new_call_id
 
-    return {"call_id": f"{origin}-{uuid.uuid4().hex}"}
+        _NEW_ID = new_call_id
+    origin = call_origin.get()
+    return f"{origin}-{_NEW_ID()}" if origin else _NEW_ID()
 
 
 def _call_record() -> Any:

@@ -84,22 +84,23 @@ def usage(obj: Any) -> Usage | None:
     """``Usage`` from either SDK's usage object (or dict); None if there is none."""
     if obj is None:
         return None
-    fields = obj if type(obj) is dict else getattr(obj, "__dict__", None) or {}
-    if "prompt_tokens" in fields or "completion_tokens" in fields:  # compatible mode
-        inp, out = _int(_get(obj, "prompt_tokens")), _int(_get(obj, "completion_tokens"))
-        details = _get(obj, "completion_tokens_details")
+    f = _fields(obj)  # one read of the object's fields: a missed attribute on a pydantic model is slow
+    if "prompt_tokens" in f or "completion_tokens" in f:  # compatible mode
+        inp, out = _int(f.get("prompt_tokens")), _int(f.get("completion_tokens"))
+        details = f.get("completion_tokens_details")
     else:  # native
-        inp, out = _int(_get(obj, "input_tokens")), _int(_get(obj, "output_tokens"))
-        details = _get(obj, "output_tokens_details")
-    reasoning = _int(_get(details, "reasoning_tokens"))
-    total = _int(_get(obj, "total_tokens")) or inp + out
+        inp, out = _int(f.get("input_tokens")), _int(f.get("output_tokens"))
+        details = f.get("output_tokens_details")
+    reasoning = _int(_fields(details).get("reasoning_tokens")) if details is not None else 0
+    total = _int(f.get("total_tokens")) or inp + out
     # context cache: the same ``prompt_tokens_details`` on both APIs (the service's context-cache page)
-    cache = _get(obj, "prompt_tokens_details") or _get(obj, "input_tokens_details")
+    cache = f.get("prompt_tokens_details") or f.get("input_tokens_details")
     if cache is None:
         return Usage(inp, out, reasoning, total)
-    cache_type = _get(cache, "cache_type")
-    return Usage(inp, out, reasoning, total, _int(_get(cache, "cached_tokens")),
-                 _int(_get(cache, "cache_creation_input_tokens")), cache_type if isinstance(cache_type, str) else "")
+    c = _fields(cache)
+    cache_type = c.get("cache_type")
+    return Usage(inp, out, reasoning, total, _int(c.get("cached_tokens")),
+                 _int(c.get("cache_creation_input_tokens")), cache_type if isinstance(cache_type, str) else "")
 
 
 def _tool_call(call: Any) -> ToolCall:
@@ -108,44 +109,49 @@ def _tool_call(call: Any) -> ToolCall:
 
 
 def _message_fields(msg: Any) -> tuple[str, str, tuple[ToolCall, ...]]:
-    content = _get(msg, "content")
+    m = _fields(msg)
+    content = m.get("content")
     if isinstance(content, list):  # multimodal native answers: [{"text": ...}]
         content = "".join(_get(p, "text") or "" for p in content)
-    reasoning = _get(msg, "reasoning_content") or ""
-    calls = tuple(_tool_call(c) for c in (_get(msg, "tool_calls") or ()))
+    reasoning = m.get("reasoning_content") or ""
+    tool_calls = m.get("tool_calls")
+    calls = tuple(_tool_call(c) for c in tool_calls) if tool_calls else ()
     return content or "", reasoning, calls
 
 
-def _from_response(resp: Any, request_id: str | None) -> Completion:
-    """``Completion`` from a whole-answer response of either SDK (both carry ``choices[0].message``)."""
-    choices = _get(resp, "choices") or []
+def _from_response(resp: Any, f: dict[str, Any], request_id: str | None) -> Completion:
+    """``Completion`` from a whole-answer response of either SDK (``f``: its fields; both carry
+    ``choices[0].message``)."""
+    choices = f.get("choices") or []
     text = reasoning = ""
     calls: tuple[ToolCall, ...] = ()
     reason = None
     if choices:
-        text, reasoning, calls = _message_fields(_get(choices[0], "message"))
-        reason = finish(_get(choices[0], "finish_reason"))
+        first = _fields(choices[0])
+        text, reasoning, calls = _message_fields(first.get("message"))
+        reason = finish(first.get("finish_reason"))
     return Completion(
         text=text,
         reasoning=reasoning,
         finish_reason=reason,
-        usage=usage(_get(resp, "usage")),
+        usage=usage(f.get("usage")),
         tool_calls=calls,
         request_id=request_id,
-        model=_get(resp, "model"),
+        model=f.get("model"),
         raw=resp,
     )
 
 
 def from_openai(resp: Any) -> Completion:
     """``Completion`` from an ``openai`` ``ChatCompletion``."""
-    return _from_response(resp, getattr(resp, "_request_id", None) or _get(resp, "id"))
+    f = _fields(resp)
+    return _from_response(resp, f, getattr(resp, "_request_id", None) or f.get("id"))
 
 
 def from_native(resp: Any) -> Completion:
     """``Completion`` from a ``dashscope`` 2.x ``ChatCompletion`` (native protocol)."""
-    headers = _get(resp, "headers") or {}
-    return _from_response(resp, _get(resp, "request_id") or headers.get("x-request-id"))
+    f = _fields(resp)
+    return _from_response(resp, f, f.get("request_id") or (f.get("headers") or {}).get("x-request-id"))
 
 
 class StreamAccumulator:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qwen_nb import facts
 from qwen_nb.errors import InputError
 
 if sys.version_info >= (3, 11):
@@ -115,8 +116,7 @@ class PriceCatalog:
 
     def get(self, model: str, region: str) -> Price | None:
         """The entry for ``model`` in ``region``; dated snapshots fall back to their base model."""
-        with self._lock:
-            hit = self._prices.get((model, region))
+        hit = self._prices.get((model, region))  # one dict read is atomic: no lock needed to read
         if hit is not None:
             return hit
         from qwen_nb.catalog import model_info
@@ -139,14 +139,13 @@ class PriceCatalog:
         ``cached_tokens`` and ``cache_creation_tokens`` are part of ``input_tokens`` and priced at the
         context cache's rates (``input_cost``).
         """
-        for name, value in (
-            ("input_tokens", input_tokens),
-            ("output_tokens", output_tokens),
-            ("reasoning_tokens", reasoning_tokens),
-            ("cached_tokens", cached_tokens),
-            ("cache_creation_tokens", cache_creation_tokens),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        counts = (input_tokens, output_tokens, reasoning_tokens, cached_tokens, cache_creation_tokens)
+        for i, value in enumerate(counts):
+            if type(value) is not int or value < 0:  # not a bool either (bool is a subclass of int)
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    continue  # an int subclass, such as numpy's: fine
+                name = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens",
+                        "cache_creation_tokens")[i]
                 raise InputError(
                     f"{name} must be a non-negative integer, got {value!r}.", fix="Pass token counts as ints >= 0."
                 )
@@ -173,8 +172,6 @@ def input_cost(price: float, input_tokens: int, cached_tokens: int = 0, cache_cr
     Tokens read from an explicit cache (``cache_type="ephemeral"``) cost 10 % of the price, from the
     implicit cache 20 %; tokens written to an explicit cache 125 %; the rest 100 %.
     """
-    from qwen_nb import facts
-
     cached = min(cached_tokens, input_tokens)
     created = min(cache_creation_tokens, input_tokens - cached)
     hit = facts.CACHE_EXPLICIT_HIT if cache_type == "ephemeral" else facts.CACHE_IMPLICIT_HIT
@@ -305,6 +302,8 @@ def user_paths() -> list[Path]:
 def catalog() -> PriceCatalog:
     """The process-wide catalog: bundled prices, then the user's files on top."""
     global _default
+    if _default is not None:  # loaded: no lock needed to read it (every call asks)
+        return _default
     with _default_lock:
         if _default is None:
             cat = PriceCatalog(parse_file(bundled_path()))

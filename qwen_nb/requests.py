@@ -361,7 +361,7 @@ def build_request(
     """Check everything and build the ``ChatRequest`` (raises ``InputError`` on bad input)."""
     model = check_model(model)
     messages, has_image = check_messages(prompt_or_messages)
-    checked = check_params(params)
+    checked = check_params(params) if params else {}
     if system is not None:
         if not isinstance(system, str) or not system.strip():
             raise InputError(f"system must be a non-empty string, got {system!r}.")
@@ -369,7 +369,7 @@ def build_request(
         if messages[0]["role"] == "system":
             raise InputError("Both system= and a system message were given.", fix="Give the system prompt once.")
         messages = [{"role": "system", "content": system}] + messages
-    urls = _image_list(images)
+    urls = _image_list(images) if images is not None else None
     if urls:
         messages = _attach_images(messages, urls)
         has_image = True

@@ -310,8 +310,10 @@ class Session:
 
     def region(self, profile_name: str | None = None) -> Region:
         """The ``Region`` (with this session's base URLs) of a profile."""
-        rid = self.get_profile(profile_name).region
-        return self._regions.get(rid) or get_region(rid)
+        return self._region_of(self.get_profile(profile_name))
+
+    def _region_of(self, prof: Profile) -> Region:
+        return self._regions.get(prof.region) or get_region(prof.region)
 
     def regions(self) -> RegionTable:
         """The session's region table (the same type as ``qwen_nb.regions()``): the base URLs calls go to.
@@ -450,10 +452,12 @@ class Session:
         cancel = options.get("cancel")
         if cancel is not None and not isinstance(cancel, CancelToken):
             raise InputError(f"cancel must be a qwen_nb CancelToken, got {type(cancel).__name__}.")
-        refuse_key(model, "model", profile=prof.name)
+        if model is not None:  # (the default model was checked when the session was made)
+            refuse_key(model, "model", profile=prof.name)
         req = build_request(prompt, model=self.default_model if model is None else model, **params)
-        region = self.region(prof.name)
-        self._refuse_over_budget(prof, region, req.model, api)
+        region = self._region_of(prof)
+        if prof.budget is not None:
+            self._refuse_over_budget(prof, region, req.model, api)
         return Call(prof, region, api, req, base_url_for(prof, region, api), keep_raw=bool(options.get("keep_raw")),
                     cancel=cancel)
 
@@ -566,14 +570,14 @@ class Session:
     # ------------------------------------------------------------------ grants
 
     def _native_base(self, prof: Profile) -> str:
-        return base_url_for(prof, self.region(prof.name), "dashscope")
+        return base_url_for(prof, self._region_of(prof), "dashscope")
 
     def _permissions_error(self, exc: Exception, prof: Profile, what: str) -> QwenNbError:
         from qwen_nb.backends.permissions import PermissionsFailure
 
         assert isinstance(exc, PermissionsFailure)
         failure = exc.failure
-        region = self.region(prof.name)
+        region = self._region_of(prof)
         call = Call(prof, region, "dashscope", ChatRequest(model=self.default_model, messages=[]),
                     self._native_base(prof))
         err = guided_error(failure, self._context(call, 1, failure))
@@ -671,7 +675,7 @@ class Session:
             else:
                 self._model_lists[(prof.name, api)] = list(granted)
                 return granted
-        region = self.region(prof.name)
+        region = self._region_of(prof)
         call = Call(prof, region, api, ChatRequest(model=self.default_model, messages=[]),
                     base_url_for(prof, region, api))
         backend = self._backend(call)

@@ -188,6 +188,7 @@ def test_emulator_sessions_use_QWEN_NB_LEDGER_when_set(no_keys, emulator, monkey
     monkeypatch.setenv("QWEN_NB_EMULATOR", emulator.url)
     s = core.connect()
     s.chat("Who are you?")
+    assert s.ledger.flush(timeout=10)  # the row is committed by the ledger's writer thread; another reader waits
     assert s.ledger.path == str(tmp_path / "usage.sqlite") and len(Ledger(tmp_path / "usage.sqlite")) == 1
 
 

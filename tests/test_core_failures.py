@@ -188,6 +188,9 @@ class BrokenLedger(Ledger):
     def record(self, rec, *, budget=None, wait=True):
         raise OSError("disk full")
 
+    def record_later(self, make, *, budget=None):
+        raise OSError("disk full")
+
 
 def test_a_ledger_failure_never_loses_the_result(emu, caplog):
     s = Session(emu.profiles(), regions=emu.regions(), ledger=BrokenLedger(":memory:"))

@@ -79,3 +79,48 @@ def test_a_write_failure_is_logged_not_raised(tmp_path, caplog):
         led.record(_rec(1), wait=False)
         assert led.flush(timeout=10)
     assert "could not be recorded" in caplog.text
+
+
+def test_rows_built_by_the_writer_count_in_every_read_and_in_the_spend():
+    led = Ledger(":memory:")
+    assert led.spent("p", "USD") == 0.0  # the spend is now kept in memory, and must follow the built rows
+    built: list[str] = []
+
+    def make(i: int):
+        def build() -> CallRecord:
+            built.append(threading.current_thread().name)
+            return _rec(i)
+
+        return build
+
+    for i in range(50):
+        led.record_later(make(i))
+    assert led.spent("p", "USD") == pytest.approx(25.0)
+    assert [r.input_tokens for r in led.records()] == list(range(50))
+    assert set(built) == {"qwen-nb-ledger-writer"}  # off the caller's path
+
+
+def test_with_a_budget_or_a_listener_the_row_is_built_at_once():
+    led = Ledger(":memory:")
+    seen: list[int] = []
+    led.add_listener(lambda rec: seen.append(rec.input_tokens))
+    led.record_later(lambda: _rec(7))
+    assert seen == [7]
+    with pytest.warns(UserWarning):
+        led.record_later(lambda: _rec(8), budget=0.5)  # 0.5 more of a 0.5 budget: crossed at once
+    assert seen == [7, 8] and len(led) == 2
+
+
+def test_a_row_that_cannot_be_built_is_logged_and_the_others_are_kept(caplog):
+    led = Ledger(":memory:")
+
+    def broken() -> CallRecord:
+        raise ValueError("no price")
+
+    with caplog.at_level("WARNING", logger="qwen_nb.ledger"):
+        led.record_later(lambda: _rec(1))
+        led.record_later(broken)
+        led.record_later(lambda: _rec(2))
+        assert led.flush(timeout=10)
+    assert "could not be recorded" in caplog.text and "no price" in caplog.text
+    assert [r.input_tokens for r in led.records()] == [1, 2]

@@ -36,7 +36,7 @@ from qwen_nb.ledger._render import OptionalDependencyError
 from qwen_nb.ledger._report import GROUPINGS, UsageReport, parse_since
 from qwen_nb.ledger._rows import UsageRow
 from qwen_nb.ledger._schema import MIGRATIONS, SCHEMA_VERSION, migrate
-from qwen_nb.ledger._store import STATUSES, CallRecord, Ledger, LedgerBusyError
+from qwen_nb.ledger._store import STATUSES, CallRecord, Ledger, LedgerBusyError, new_call_id
 
 __all__ = [
     "ENV_LEDGER",
@@ -56,6 +56,7 @@ __all__ = [
     "cli_main",
     "default_path",
     "migrate",
+    "new_call_id",
     "parse_since",
     "save_batch_job",
     "update_batch_job",

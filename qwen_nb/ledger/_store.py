@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import random
 import sqlite3
 import threading
 import time
-import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -38,6 +38,31 @@ class LedgerBusyError(QwenNbError):
     """The ledger file stayed locked by another process for longer than the ledger's ``timeout``."""
 
 
+_id_prefix = ""
+_id_counter = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    """A fresh random prefix (also in a forked child, which would otherwise repeat its parent's ids)."""
+    global _id_prefix, _id_counter
+    _id_prefix = os.urandom(8).hex()
+    _id_counter = itertools.count()
+
+
+_new_id_prefix()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_id_prefix)
+
+
+def new_call_id() -> str:
+    """A new unique call id: 32 hex digits, a random per-process prefix then a counter.
+
+    Unique across processes sharing a ledger like a ``uuid4().hex`` (which it replaces: that reads
+    the OS's random source on every call, about 20 times slower).
+    """
+    return f"{_id_prefix}{next(_id_counter):016x}"
+
+
 @dataclass
 class CallRecord:
     """One logical call, as the ledger stores it."""
@@ -61,7 +86,7 @@ class CallRecord:
     cost: float | None
     currency: str | None
     #: unique id of the logical call: recording the same id twice stores it once
-    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    call_id: str = field(default_factory=new_call_id)
     #: the batch job this call was a line of (billed at the batch price), None for a real-time call
     batch_id: str | None = None
     #: "chat", or the kind of a call beyond chat ("embedding", "rerank", "image", "tts", "asr", "responses")
@@ -244,6 +269,23 @@ class Ledger:
                 self._budget.check(key[0], key[1], self._spent[key], budget)
         self._tell(rec)
 
+    def record_later(self, make: Callable[[], CallRecord], *, budget: float | None = None) -> None:
+        """Hand a call's row to the writer thread, which builds it (``make()``) and commits it.
+
+        What a ``Session`` uses for the calls it makes: building the row, its cost included, is
+        then off the call's path too. When something must happen at once (a ``budget`` to check,
+        or a listener such as a usage panel to tell), the row is built here and handed over as
+        ``record(..., wait=False)`` does. Reads and ``close()`` wait for it like for any handed-over row.
+        """
+        if budget is not None or self._listeners:
+            self.record(make(), budget=budget, wait=False)
+            return
+        with self._written:
+            self._pending.append(make)
+            if self._writer is None or self._writer_pid != os.getpid():
+                self._start_writer()
+            self._written.notify_all()
+
     def _start_writer(self) -> None:
         """Start the writer thread (again in a forked child, which inherits none). Holds ``_written``."""
         self._writing = 0
@@ -253,7 +295,7 @@ class Ledger:
         self._writer.start()
         _LIVE.add(self)
 
-    def _take(self) -> list[tuple[Any, ...]]:
+    def _take(self) -> list[Any]:
         """The rows waiting to be written (waits a little for some); marks them as being written."""
         with self._written:
             if not self._pending:
@@ -263,10 +305,15 @@ class Ledger:
             self._writing = len(rows)
             return rows
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        """Commit ``rows`` in one transaction (waiting out another process's lock); a failure is logged."""
+    def _write(self, rows: list[Any]) -> None:
+        """Commit ``rows`` in one transaction (waiting out another process's lock); a failure is logged.
+
+        A row is its column values, or (from ``record_later``) the function that builds its record.
+        """
         try:
             with self._lock:
+                if not all(type(row) is tuple for row in rows):
+                    rows = [values for values in map(self._built, rows) if values is not None]
                 self._insert_rows(rows, f"record {len(rows)} call(s)")
         except Exception as exc:
             log.warning("qwen-nb: %d call(s) could not be recorded in the usage ledger (%s: %s)",
@@ -275,6 +322,25 @@ class Ledger:
             with self._written:
                 self._writing = 0
                 self._written.notify_all()
+
+    def _built(self, row: Any) -> tuple[Any, ...] | None:
+        """Column values: ``row`` itself, or those of the record ``row()`` builds, its cost counted in the spend.
+
+        Holds ``_lock``. A record that cannot be built is logged and left out (the others are kept).
+        """
+        if type(row) is tuple:
+            return row
+        try:
+            rec = row()
+            _check_record(rec)
+        except Exception as exc:
+            log.warning("qwen-nb: a call could not be recorded in the usage ledger (%s: %s)", type(exc).__name__, exc)
+            return None
+        if rec.cost is not None and rec.currency:
+            key = (rec.profile, rec.currency)
+            if key in self._spent:
+                self._spent[key] += rec.cost
+        return _values(rec)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row handed over with ``record(..., wait=False)`` is written; False on timeout."""
@@ -379,7 +445,7 @@ class Ledger:
         Read from the database once, then kept up to date by this ``Ledger``'s own records
         (calls written meanwhile by another process count from the next time the file is opened).
         """
-        if currency is None or (profile, currency) not in self._spent:
+        if currency is None or (profile, currency) not in self._spent or self._pending or self._writing:
             self.flush()  # rows handed to the writer count
         with self._lock:
             return self._spent_locked(profile, currency)
