@@ -157,7 +157,8 @@ class Ledger:
         self._budget = BudgetPolicy()
         self._spent: dict[tuple[str, str], float] = {}
         # records handed over with ``record(..., wait=False)``, written by one writer thread
-        self._pending: deque[tuple[Any, ...]] = deque()
+        #: rows handed to the writer: column values, or (``record_later``) the function that builds the record
+        self._pending: deque[Any] = deque()
         self._writing = 0
         self._written = threading.Condition(threading.Lock())
         self._writer: threading.Thread | None = None
