@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+
+from qwen_nb._serve import serve_until_interrupted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,14 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _banner(emu, mask_key, demo_keys, asdict, Flags)
     sys.stdout.flush()
-    try:
-        while emu.running:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emu.stop()
-    return 0
+    return serve_until_interrupted(emu)
 
 
 def _reach(emu) -> str:

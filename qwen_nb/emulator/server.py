@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from typing import Any
 
 from qwen_nb._regions import Region, get_region
+from qwen_nb._serve import ThreadedServer, check_port
 from qwen_nb.emulator.config import EmulatorConfig, Flags, Pacing, new_token, profiles_for, resolve_config
 from qwen_nb.emulator.hosts import emulator_regions, is_loopback, lan_address
 from qwen_nb.emulator.state import EmulatorState, RecordedRequest
@@ -131,9 +129,7 @@ class Emulator:
         self.client_timeout = float(client_timeout)
         self.max_connections = int(max_connections)
         self._handler: Any = None
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise InputError(f"Emulator port must be a whole number from 0 to 65535 (0: any free port), got {port!r}.",
-                             fix="E.g. Emulator(port=8765), or leave it out for a free port.")
+        check_port(port, "Emulator", "E.g. Emulator(port=8765), or leave it out for a free port.")
         if not isinstance(host, str) or not host.strip():
             raise InputError(f"Emulator host must be an address string, got {host!r}.", fix='E.g. host="127.0.0.1".')
         self.host = host
@@ -147,17 +143,14 @@ class Emulator:
         if token is None and not is_loopback(host):
             token = new_token()  # other machines reach it: its control endpoints need a token
         self._teacher_token = token
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._error: BaseException | None = None
+        self._serving: ThreadedServer | None = None
         self._bound_port: int | None = None
 
     # -- lifecycle -----------------------------------------------------------
     @property
     def running(self) -> bool:
         """True while the server thread is serving."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._serving is not None and self._serving.running
 
     @property
     def port(self) -> int:
@@ -175,71 +168,29 @@ class Emulator:
         """Start serving in a background thread; returns self once the port accepts requests."""
         if self.running:
             return self
-        import uvicorn
-
         from qwen_nb.emulator.app import MAX_BODY_BYTES, build_app
         from qwen_nb.emulator.replies import warm_tokenizer
 
         warm_tokenizer()
-        # proto=IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (else Nagle + delayed
-        # ACKs add ~40 ms to every request)
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._port))
-        except OSError as exc:
-            sock.close()
-            raise InputError(f"Cannot listen on {self.host}:{self._port}: {exc.strerror}.",
-                             fix="Pick another port, or port=0 for a free one.") from None
-        sock.listen(512)
-        sock.setblocking(False)
-        self._sock = sock
-        self._bound_port = sock.getsockname()[1]
+        serving = ThreadedServer("emulator", self.host, self._port)
+        self._bound_port = serving.bind(backlog=512)
         app = build_app(self.state, max_body_bytes=self.max_body_bytes or MAX_BODY_BYTES,
                         teacher_token=self._teacher_token)
         self._handler = app.state.emulator
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
-            http=guarded_h11(self.client_timeout), ws="none", timeout_graceful_shutdown=1, timeout_keep_alive=30,
-            backlog=512, limit_concurrency=self.max_connections,
-        )
-        self._server = uvicorn.Server(config)
-        self._error = None
-
-        def run() -> None:
-            try:
-                self._server.run(sockets=[sock])
-            except BaseException as exc:  # pragma: no cover - reported by start()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name=f"qwen-nb-emulator-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if self._error is not None or not self._thread.is_alive():
-                raise RuntimeError(f"The emulator failed to start: {self._error!r}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("The emulator did not start in time.")
-            time.sleep(0.002)
+        self._serving = serving
+        serving.serve(app, timeout, lifespan="off", http=guarded_h11(self.client_timeout), backlog=512,
+                      limit_concurrency=self.max_connections)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving and release the port (open streams are closed)."""
-        if self._server is None:
+        if self._serving is None:
             return
-        self._server.should_exit = True
-        self._server.force_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
-        self._server = None
+        self._serving.stop(timeout, force=True)
+        self._serving = None
         if self._handler is not None:
             self._handler.close()
             self._handler = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from qwen_nb._serve import serve_until_interrupted
 from qwen_nb.errors import QwenNbError, scrub
 from qwen_nb.recorder.cassette import CASSETTE_SUFFIX, Cassette, cassette_dir
 from qwen_nb.recorder.proxy import RecordingProxy, ReplayServer
@@ -111,14 +112,7 @@ def serve_replay(folder: str, host: str = "127.0.0.1", port: int = 8765) -> int:
         print(f"  export {name}={value}")
     print("(Ctrl-C to stop)")
     sys.stdout.flush()
-    try:
-        while server.running:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_interrupted(server)
 
 
 if __name__ == "__main__":

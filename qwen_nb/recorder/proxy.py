@@ -12,15 +12,13 @@ A request with no recording gets an error in the service's own envelope (HTTP 40
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from qwen_nb import facts
+from qwen_nb._serve import ThreadedServer, check_port
 from qwen_nb.errors import InputError, scrub
 from qwen_nb.recorder.cassette import Cassette, Interaction, is_sse, redact, sse_chunks
 
@@ -181,20 +179,16 @@ def build_replay_app(state: _Replay) -> Any:
 
 
 class _Server:
-    """uvicorn serving one app in a daemon thread on a loopback port."""
+    """An app of this package served on a loopback port in a background thread (``ThreadedServer``)."""
 
     kind = "server"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise InputError(f"port must be a whole number from 0 to 65535 (0: a free one), got {port!r}.")
+        check_port(port, f"The {self.kind}'s", "Pick another port, or 0 for a free one.")
         self.host = host
         self._port = port
         self._bound: int | None = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._error: BaseException | None = None
+        self._serving: ThreadedServer | None = None
 
     def _app(self) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -208,61 +202,23 @@ class _Server:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._serving is not None and self._serving.running
 
     def start(self, timeout: float = 10.0) -> Any:
         """Serve in a background thread; returns self once the port accepts connections."""
         if self.running:
             return self
-        import uvicorn
-
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._port))
-        except OSError as exc:
-            sock.close()
-            raise InputError(f"The {self.kind} cannot listen on {self.host}:{self._port}: {exc.strerror}.",
-                             fix="Pick another port, or 0 for a free one.") from None
-        sock.listen(128)
-        sock.setblocking(False)
-        self._sock = sock
-        self._bound = sock.getsockname()[1]
-        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, loop="asyncio", ws="none",
-                                timeout_graceful_shutdown=1, timeout_keep_alive=30)
-        self._server = uvicorn.Server(config)
-        self._error = None
-
-        def run() -> None:
-            try:
-                self._server.run(sockets=[sock])
-            except BaseException as exc:  # pragma: no cover - reported by start()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name=f"qwen-nb-{self.kind}-{self._bound}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if self._error is not None or not self._thread.is_alive():
-                raise RuntimeError(f"The {self.kind} failed to start: {self._error!r}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"The {self.kind} did not start in time.")
-            time.sleep(0.002)
+        serving = ThreadedServer(self.kind, self.host, self._port)
+        self._bound = serving.bind()
+        self._serving = serving
+        serving.serve(self._app(), timeout)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving and release the port."""
-        if self._server is None:
-            return
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
-        self._server = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        if self._serving is not None:
+            self._serving.stop(timeout)
+            self._serving = None
 
     def __enter__(self) -> Any:
         return self.start()
