@@ -8,19 +8,18 @@ the reason, where Chromium, Playwright or JupyterLab are missing (as the Playgro
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
-import nbformat
 import pytest
-from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN, missing_requirements
-from browser import free_port as _free_port
+from browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    jupyter_server,
+    missing_requirements,
+    notebook_url,
+    write_notebook,
+)
 
 missing = missing_requirements()
 
@@ -106,49 +105,11 @@ CONTRAST_TARGETS = (".qnb .qnb-err, .qnb .qnb-card-title, .qnb .qnb-card > div:f
 @pytest.fixture(scope="module")
 def lab_views(emulator, tmp_path_factory):
     """JupyterLab on loopback serving one notebook with the views; the kernel uses the emulator."""
-    if importlib.util.find_spec("jupyterlab") is None:
-        pytest.skip("jupyterlab is not installed")
     tmp = tmp_path_factory.mktemp("views")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp / "views.ipynb")
-    settings = tmp / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
-                                                                           "checkForUpdates": False}))
-    env = {k: v for k, v in os.environ.items() if not (k == "DASHSCOPE_API_KEY" or k.startswith("QWEN_NB_"))}
-    env.update(QWEN_NB_EMULATOR=emulator.url, QWEN_NB_LEDGER=str(tmp / "usage.sqlite"),
-               JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"), JUPYTERLAB_SETTINGS_DIR=str(tmp / "lab-settings"),
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")]).rstrip(
-                   os.pathsep))
-    port = _free_port()
-    log = open(tmp / "lab.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={tmp}", "--ServerApp.open_browser=False"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("jupyterlab did not start:\n" + (tmp / "lab.log").read_text()[-3000:]) from None
-                time.sleep(0.3)
+    write_notebook(tmp / "views.ipynb", *CELLS)
+    with jupyter_server("jupyterlab", tmp, emulator.url) as base:
         keys = {emulator.key(w) for w in ("default", "team-a", "team-b")}
-        yield f"{base}/lab/tree/views.ipynb?token={TOKEN}", keys
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        yield notebook_url(base, "views.ipynb"), keys
 
 
 def _menu(page, *labels: str) -> None:
