@@ -287,7 +287,9 @@ def guided_error(failure: ServiceFailure, ctx: ErrorContext) -> QwenNbError:
         "raw": scrub_data(failure.body),
     }
     service_says = scrub(failure.message).strip()
-    said = f" The service said: {service_says}" if service_says else ""
+    # the emulator's wording is its own: say so, so nobody takes it for the service's
+    speaker = "emulator" if getattr(ctx.profile, "source", None) == "emulator" else "service"
+    said = f" The {speaker} said: {service_says}" if service_says else ""
     if failure.kind in ("network", "timeout"):
         what = "timed out" if failure.kind == "timeout" else "could not be reached"
         msg = (f"Model Studio at {ctx.base_url or ctx.where} {what}{_tries(ctx, ' after {n} attempt(s)')} "

@@ -63,6 +63,8 @@ class ErrorSummary:
 _URL = re.compile(r"https?://[^\s'\"<>)]*[^\s'\"<>).,;:]")
 _WHICH_URL = re.compile(r",?\s*which (?:POSTs|GETs|calls|sends to)\s+https?://[^\s'\"<>)]*[^\s'\"<>).,;:]")
 _JSON = re.compile(r"\{[^{}]*\"[^{}]*\}")
+#: where the guidance ends and the quoted answer of the service (or the emulator) begins
+_SAID = re.compile(r" The (?:service|emulator) said:")
 _WHO = re.compile(r" \((?:key [^()]*|default workspace)\)")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z'\"(])")
 #: fix sentences that name something the user already has come first
@@ -154,7 +156,7 @@ class QwenNbError(Exception):
         naming what the user already has (other profiles that can call the model) first. URLs are
         cut to their host and JSON is left to ``details``. Keys are masked everywhere.
         """
-        said = self.message.split(" The service said:")[0]
+        said = _SAID.split(self.message)[0]
         sentences = _sentences(said)
         # the key and workspace of the profile are in the details: the headline names the profile only
         first = _WHO.sub("", sentences[0]) if sentences else type(self).__name__

@@ -265,3 +265,15 @@ def test_uncaught_input_error_in_plain_mode(shell, session):
     shell.InteractiveTB.set_mode(mode="Plain")
     out = _cell_with_error(shell, session, "session.chat('hi', temperature=5)")
     assert "InvalidParameter" not in out and "temperature" in out.splitlines()[0]
+
+
+def test_the_emulators_wording_is_not_quoted_as_the_services():
+    """On the emulator, the quoted answer is the emulator's; the short form leaves it out as for the service."""
+    emu_profile = Profile("team-a", region="ap-southeast-1", key=KEY_A, workspace="llm-aaa1", source="emulator")
+    on_emulator = guided_error(status("Model.AccessDenied", 403, "Model access denied."), ctx(profile=emu_profile))
+    on_service = guided_error(status("Model.AccessDenied", 403, "Model access denied."), ctx())
+    assert "The emulator said: Model access denied." in on_emulator.message
+    assert "service said" not in on_emulator.message
+    assert "The service said: Model access denied." in on_service.message
+    assert on_emulator.summary().headline == on_service.summary().headline
+    assert "said" not in on_emulator.summary().headline
