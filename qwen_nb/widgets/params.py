@@ -19,11 +19,11 @@ if TYPE_CHECKING:
     from qwen_nb.session import Session
 
 _LABEL = {"description_width": "initial"}
-_HINT_STYLE = '<span style="font-size:85%;color:var(--jp-ui-font-color1, inherit)">'
-_HINT = (_HINT_STYLE + "Max tokens 0: the model's default · Thinking budget 0: no limit · Seed -1: not fixed"
-         "</span>")
-_RESPONSES_HINT = (_HINT_STYLE + "Responses API mode: these chat parameters are not sent (the call sends the "
-                   "model, the input, the tools ticked and the previous response's id)</span>")
+_HINT = ('<span style="font-size:85%;color:var(--jp-ui-font-color1, inherit)">Max tokens 0: the model\'s default · '
+         "Thinking budget 0: no limit · Seed -1: not fixed</span>")
+_RESPONSES_HINT = ('<div style="font-size:85%;line-height:1.45;color:var(--jp-ui-font-color1, inherit)">Responses API '
+                   "mode: these chat parameters are not sent (the call sends the model, the input, the tools ticked "
+                   "and the previous response's id)</div>")
 
 
 def _cell(width: str = "16em") -> widgets.Layout:

@@ -245,8 +245,9 @@ class ApiToggle(widgets.ToggleButtons):
         kwargs.setdefault("description", "API")
         kwargs.setdefault("tooltips", tips)
         kwargs.setdefault("style", {"description_width": "4.5em", "button_width": "auto"})
-        kwargs.setdefault("layout", widgets.Layout(width="auto", max_width="100%", flex="0 0 auto",
-                                                   flex_flow="row wrap", align_items="center"))
+        # may shrink (min_width 0): on a narrow screen its buttons wrap instead of overflowing
+        kwargs.setdefault("layout", widgets.Layout(width="auto", max_width="100%", flex="0 1 auto", min_width="0",
+                                                   flex_flow="row nowrap", align_items="center"))
         super().__init__(options=options, value=value, **kwargs)
 
 

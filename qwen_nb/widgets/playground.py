@@ -124,7 +124,7 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
-_STEP_BOX = ("border-left:3px solid var(--jp-brand-color1, #1976d2);padding:1px 6px;margin:2px 0;"
+_STEP_BOX = ("border-left:3px solid var(--jp-brand-color1, #1976d2);padding:1px 6px;margin:2px 0;line-height:1.45;"
              "color:var(--jp-ui-font-color1, #000);overflow-wrap:anywhere;font-size:90%")
 
 
@@ -143,7 +143,7 @@ def step_html(step: ResponseStep) -> str:
     if summary != step.detail.strip():
         body += f'<pre style="white-space:pre-wrap;margin:2px 0">{esc(step.detail)}</pre>'
     if step.output:
-        body += f'<div style="{MUTED}">→</div><pre style="white-space:pre-wrap;margin:2px 0">{esc(step.output)}</pre>'
+        body += f'<pre style="white-space:pre-wrap;margin:2px 0">→ {esc(step.output)}</pre>'
     return (f'<details class="qwen-nb-step" style="{_STEP_BOX}"><summary style="cursor:pointer">{head}</summary>'
             f"{body}</details>")
 
@@ -382,7 +382,8 @@ class Playground:
                       for name in facts.RESPONSE_TOOLS}
         self.tools_box = widgets.HBox(
             [widgets.Label("Tools", layout=widgets.Layout(width="auto", flex="0 0 auto", margin="0 8px 0 4px")),
-             *self.tools.values()], layout=_wrap_row())
+             widgets.HBox(list(self.tools.values()), layout=_wrap_row(flex="1 1 auto", min_width="0"))],
+            layout=widgets.Layout(flex_flow="row nowrap", width="auto", align_items="flex-start"))
         self.tools_box.add_class("qwen-nb-tools")
         self.api_label = widgets.Label("API", layout=widgets.Layout(width="auto", flex="0 0 auto", margin="0 4px"))
         self.params = ParamsBox(self.session, model=self.model)
@@ -423,7 +424,8 @@ class Playground:
             children=[
                 widgets.HBox([self.region, self.profile], layout=_wrap_row()),
                 widgets.HBox([self.model, widgets.HBox([self.api_label, self.api], layout=widgets.Layout(
-                    flex_flow="row nowrap", align_items="center", max_width="100%"))], layout=_wrap_row()),
+                    flex_flow="row nowrap", align_items="center", max_width="100%", min_width="0", flex="0 1 auto"))],
+                    layout=_wrap_row()),
                 self.tools_box,
                 self.settings,
                 self.chat,
@@ -735,7 +737,7 @@ class Playground:
 
     def _render_context(self) -> None:
         line = self.controller.context_line(self.prompt.value, self.api.value)
-        self.context.value = f'<span style="font-size:90%;{MUTED}">{esc(line)}</span>'
+        self.context.value = f'<span style="font-size:90%;display:inline-block;line-height:1.45;{MUTED}">{esc(line)}</span>'
 
     def _render_total(self) -> None:
         self.total.value = f'<span style="font-size:90%;{MUTED}">{esc(self.controller.total_line())}</span>'
