@@ -737,7 +737,8 @@ class Playground:
 
     def _render_context(self) -> None:
         line = self.controller.context_line(self.prompt.value, self.api.value)
-        self.context.value = f'<span style="font-size:90%;display:inline-block;line-height:1.45;{MUTED}">{esc(line)}</span>'
+        style = f"font-size:90%;display:inline-block;line-height:1.45;{MUTED}"
+        self.context.value = f'<span style="{style}">{esc(line)}</span>'
 
     def _render_total(self) -> None:
         self.total.value = f'<span style="font-size:90%;{MUTED}">{esc(self.controller.total_line())}</span>'
