@@ -125,10 +125,16 @@ class Target:
     key_var: str = ENV_VAR
     #: earlier turns sent before ``prompt``: (role, content) pairs, oldest first
     history: tuple[tuple[str, str], ...] = ()
+    #: a Responses API call (``client.responses.create``) instead of chat, with these built-in tools
+    responses: bool = False
+    tools: tuple[str, ...] = ()
+    previous_response_id: str | None = None
 
     @property
     def url(self) -> str:
-        """The full request URL (chat completions or native text generation)."""
+        """The full request URL (chat completions, native text generation, or the Responses API)."""
+        if self.responses:
+            return self.base_url.rstrip("/") + facts.KIND_PATHS[("responses", "openai")]
         path = facts.COMPATIBLE_CHAT if self.api == "openai" else facts.NATIVE_TEXT_GENERATION
         return self.base_url.rstrip("/") + path
 
@@ -264,8 +270,22 @@ def messages(target: Target) -> list[dict[str, str]]:
     return msgs + [{"role": "user", "content": target.prompt}]
 
 
+def response_input(target: Target) -> str | list[dict[str, str]]:
+    """A Responses API call's ``input``: the prompt, or the messages when there is a system prompt or history."""
+    return messages(target) if target.system or target.history else target.prompt
+
+
 def request_body(target: Target) -> dict[str, Any]:
     """The JSON body the call sends, on the target's protocol."""
+    if target.responses:
+        call: dict[str, Any] = {"model": target.model, "input": response_input(target)}
+        if target.tools:
+            call["tools"] = [{"type": t} for t in target.tools]
+        if target.previous_response_id:
+            call["previous_response_id"] = target.previous_response_id
+        if target.stream:
+            call["stream"] = True
+        return call
     if target.api == "openai":
         body: dict[str, Any] = {"model": target.model, "messages": messages(target), **target.params}
         if target.stream:
@@ -464,6 +484,39 @@ def _python_openai(target: Target) -> str:
         + "    if chunk.choices and chunk.choices[0].delta.content:\n"
         + '        print(chunk.choices[0].delta.content, end="", flush=True)\n'
         + "print()\n"
+    )
+
+
+def _python_responses(target: Target) -> str:
+    body = request_body(target)
+    args = [f"{k}={_py(v, '    ')}" for k, v in body.items() if k != "stream"]
+    if target.stream:
+        args.append("stream=True")
+    call = "client.responses.create(\n" + "".join(f"    {a},\n" for a in args) + ")\n"
+    head = (
+        "import os\n\nfrom openai import OpenAI\n\n"
+        "client = OpenAI(\n"
+        f'    api_key=os.getenv("{target.key_var}"),\n'
+        f"    base_url={_py(target.base_url)},\n"
+        ")\n\n"
+    )
+    if not target.stream:
+        return (head + "response = " + call
+                + "for item in response.output:  # the built-in tool calls, then the answer\n"
+                "    if item.type != \"message\":\n        print(f\"[{item.type}: {item.status}]\")\n"
+                "print(response.output_text)\nprint(\"response id (previous_response_id of the next turn):\", "
+                "response.id)\n")
+    return (
+        head
+        + "stream = "
+        + call
+        + "for event in stream:\n"
+        + "    if event.type == \"response.output_item.done\" and event.item.type != \"message\":\n"
+        + "        print(f\"[{event.item.type}: {event.item.status}]\")  # a built-in tool call finished\n"
+        + "    elif event.type == \"response.output_text.delta\":\n"
+        + "        print(event.delta, end=\"\", flush=True)\n"
+        + "    elif event.type == \"response.completed\":\n"
+        + "        print(\"\\nresponse id (previous_response_id of the next turn):\", event.response.id)\n"
     )
 
 
@@ -996,6 +1049,10 @@ _RENDER: dict[str, Callable[[Target], str]] = {
 }
 
 
+#: the languages a Responses API snippet is written in
+RESPONSES_LANGUAGES = ("python", "curl")
+
+
 def render(language: str, target: Target) -> Snippet:
     """The snippet for ``language`` (an id or alias) calling ``target``, in the service's pages' style. Pure."""
     lang_id, api = normalize_language(language, target.api)
@@ -1004,7 +1061,15 @@ def render(language: str, target: Target) -> Snippet:
     if api != target.api:
         target = replace(target, api=api)
     style = STYLES[(lang_id, api)]
-    body = _RENDER[lang_id](target)
+    if target.responses:
+        if lang_id not in RESPONSES_LANGUAGES or api != "openai":
+            raise InputError("A Responses API snippet is written in "
+                             f"{' and '.join(LANGUAGES[x].label for x in RESPONSES_LANGUAGES)} "
+                             f"(openai SDK, OpenAI-compatible endpoint) only, not {lang.label} ({api}).",
+                             fix="Pick Python or curl.")
+        body = _python_responses(target) if lang_id == "python" else _curl(target)
+    else:
+        body = _RENDER[lang_id](target)
     header = _header(lang, target, style)
     if lang_id == "php":  # comments go after the opening tag
         code = "<?php\n" + header + body.removeprefix("<?php\n")
@@ -1080,6 +1145,9 @@ def snippet(
     stream: bool = False,
     emulator: bool = False,
     history: Sequence[Mapping[str, Any]] | None = None,
+    responses: bool = False,
+    tools: Sequence[str] | None = None,
+    previous_response_id: str | None = None,
     **params: Any,
 ) -> Snippet | SnippetSet:
     """Code that makes the same call as these choices, outside qwen-nb, the way the service's pages write it.
@@ -1097,6 +1165,9 @@ def snippet(
     named one).
     ``history``: earlier messages (``{"role": "user" | "assistant", "content": ...}``) sent before
     ``prompt``, so the snippet makes the whole request a multi-turn chat made.
+    ``responses=True``: the Responses API call instead (``client.responses.create``, Python and
+    curl only), with the built-in ``tools`` named and ``previous_response_id`` when it continues
+    an earlier response; the system prompt and history, if any, go in ``input`` as messages.
     """
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InputError(f"model must be a model name, got {model!r}.", fix='E.g. model="qwen-plus".')
@@ -1112,6 +1183,20 @@ def snippet(
     if language is not None:
         language, lang_api = normalize_language(language, api)
     clean = check_params(params)
+    if responses:
+        if clean:
+            raise InputError(f"A Responses API snippet takes no chat parameters, got {sorted(clean)}.",
+                             fix="Leave out the parameters, or make a chat snippet (responses=False).")
+        if api not in (None, "openai"):
+            raise InputError("The Responses API is served on the OpenAI-compatible endpoint only.",
+                             fix='Leave api out, or use api="openai".')
+        api = "openai"
+        for t in tools or ():
+            if t not in facts.RESPONSE_TOOLS:
+                raise InputError(f"Unknown built-in tool {t!r}.", fix=f"Use: {', '.join(facts.RESPONSE_TOOLS)}.")
+    elif tools or previous_response_id:
+        raise InputError("tools and previous_response_id are for a Responses API snippet.",
+                         fix="Add responses=True.")
     p, region, on_emu, sess = _resolve(profile, session)
     if emulator and not on_emu:
         raise InputError(
@@ -1121,7 +1206,8 @@ def snippet(
     api = api or lang_api or getattr(sess, "default_api", None) or "openai"
     check_api(api)
     model = (model or getattr(sess, "default_model", None) or "qwen-plus").strip()
-    clean, stream = _adjust_for_model(model, clean, bool(stream))
+    if not responses:
+        clean, stream = _adjust_for_model(model, clean, bool(stream))
     workspace = p.workspace if p else None
     # the service's hosts for a session on the emulator; a session's own table (a proxy's) otherwise
     service = REGIONS.get(region.id, region) if on_emu else region
@@ -1139,10 +1225,13 @@ def snippet(
         service_base_url=service.base_url(api, workspace) if emulator else None,
         key_var=key_variable(p),
         history=_history(history),
+        responses=bool(responses),
+        tools=tuple(tools or ()),
+        previous_response_id=previous_response_id,
     )
     if language is not None:
         return render(language, target)
-    return SnippetSet([render(lang, target) for lang in LANGUAGES])
+    return SnippetSet([render(lang, target) for lang in (RESPONSES_LANGUAGES if responses else LANGUAGES)])
 
 
 def _history(history: Sequence[Mapping[str, Any]] | None) -> tuple[tuple[str, str], ...]:
@@ -1160,6 +1249,7 @@ def _history(history: Sequence[Mapping[str, Any]] | None) -> tuple[tuple[str, st
 
 __all__ = [
     "LANGUAGES",
+    "RESPONSES_LANGUAGES",
     "STYLES",
     "Snippet",
     "SnippetSet",

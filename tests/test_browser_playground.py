@@ -4,7 +4,8 @@ Runs when Debian's Chromium (/usr/bin/chromium), Playwright, JupyterLab and Note
 (CI installs them); skipped with the reason otherwise (see tests/browser.py). One server per
 frontend; one walk through the Playground per frontend: two turns shown in order, Code beside
 an answer, a stopped turn with its usage, a not-granted model and its "Use profile" action,
-then at 800 px nothing overflows, and in the dark theme the error and ✗ texts keep 4.5:1.
+a Responses API turn with a tool step above its answer, then at 800 px nothing overflows, and in the
+dark theme the error, ✗ and tool-step texts keep 4.5:1.
 Screenshots of each step go to tests/artifacts/ (1400 and 800 px, light and dark).
 """
 
@@ -51,6 +52,14 @@ def _turns(page):
 def _send(page, text: str) -> None:
     page.fill(PROMPT_BOX, text)
     page.locator(SEND).first.click()
+
+
+def _shot_responses(page, turn, prefix: str) -> None:
+    """Screenshots of the Responses API turn and of the controls (API toggle, tools row), each scrolled into view."""
+    for part, target in (("responses-turn", turn), ("controls", page.locator(".qwen-nb-tools").first)):
+        target.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(200)
+        shot(page, f"{prefix}-{part}")
 
 
 def test_playground_reads_as_a_conversation_at_any_width_and_theme(frontend, emu):
@@ -137,6 +146,22 @@ def test_playground_reads_as_a_conversation_at_any_width_and_theme(frontend, emu
                     "x": box["x"] - 8, "y": top, "width": box["width"] + 16,
                     "height": min(view["height"] - top - 40, 760)})
 
+            # 3b. the Responses API mode: a tool ticked, its step shown above the streamed answer
+            page.locator("button.widget-toggle-button:has-text('Responses API')").first.click()
+            expect(page.locator(".qwen-nb-tools")).to_be_visible(timeout=15_000)
+            assert "qwen3-max" in choose(page, "Model", "qwen3-max")
+            page.locator(".qwen-nb-tools input[type=checkbox]").first.check()
+            _send(page, "What is new in Qwen3?")
+            sixth = _turns(page).nth(5)
+            step = sixth.locator(".qwen-nb-step").first
+            expect(step).to_contain_text("web search", timeout=30_000)
+            expect(step).to_contain_text("completed")
+            expect(sixth.locator(".jp-OutputArea-output:has-text('canned answer')")).to_be_visible(timeout=30_000)
+            expect(page.locator(".widget-html:has-text('Continues from the previous response')").first).to_be_visible()
+            step.locator("summary").click()  # the step's detail unfolds
+            expect(step.locator("pre").first).to_be_visible()
+            shot(page, f"{name}-4b-responses-1400-light")
+
             # 4. at 800 px nothing in the widget overflows its box (settings open, a code panel shown)
             page.set_viewport_size({"width": 800, "height": 1100})
             page.locator(".widget-accordion .jp-Collapse-header:has-text('Parameters'), "
@@ -148,6 +173,7 @@ def test_playground_reads_as_a_conversation_at_any_width_and_theme(frontend, emu
             area = page.locator(".jp-OutputArea-output:has(.qwen-nb-playground)").first
             problems = overflows(area)
             shot(page, f"{name}-5-800-light")
+            _shot_responses(page, sixth, f"{name}-5-800-light")
             assert problems == [], "\n".join(problems)
             slider = page.locator(".widget-hslider:has(label:text-is('Temperature')) .slider-container").first
             assert slider.bounding_box()["width"] > 80  # not squeezed to a dot
@@ -156,6 +182,7 @@ def test_playground_reads_as_a_conversation_at_any_width_and_theme(frontend, emu
             set_theme(page, "dark")
             problems = overflows(area)
             shot(page, f"{name}-6-800-dark")
+            _shot_responses(page, sixth, f"{name}-6-800-dark")
             assert problems == [], "\n".join(problems)
             ratios = {
                 "error headline": contrast(page, panel.locator("div").first),
@@ -163,6 +190,9 @@ def test_playground_reads_as_a_conversation_at_any_width_and_theme(frontend, emu
                 "stopped mark": contrast(page, third.locator("span:has-text('■ stopped')").first),
                 "question": contrast(page, _turns(page).nth(0).locator(".qwen-nb-question")),
                 "context line": contrast(page, page.locator(".widget-html:has-text('earlier turn') span").first),
+                "tool step": contrast(page, step.locator("b").first),
+                "tool step status": contrast(page, step.locator("summary span").first),
+                "tool step summary": contrast(page, step.locator("summary span").nth(1)),
             }
             (ARTIFACTS / f"{name}-contrast-dark.txt").write_text(
                 "\n".join(f"{k}: {v:.2f}" for k, v in ratios.items()) + "\n")

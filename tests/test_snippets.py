@@ -675,3 +675,29 @@ def test_us_profiles_get_the_us_host():
         code = snippet(profile="us", api=api, session=s, language="python").code
         assert "https://dashscope-us.aliyuncs.com" in code and "dashscope-intl" not in code
     assert "dashscope-us.aliyuncs.com" in snippet(profile="us", session=s, language="curl").code
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_python_responses_snippet_runs_against_the_emulator(session, emu, tmp_path: Path, stream: bool) -> None:
+    code = snippet(language="python", session=session, model="qwen3-max-2026-01-23", prompt="What is new?",
+                   stream=stream, emulator=True, responses=True, tools=["web_search"]).code
+    assert "client.responses.create(" in code and '{"type": "web_search"}' in code
+    (tmp_path / "s.py").write_text(code, encoding="utf-8")
+    r = _run([sys.executable, "s.py"], emu, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "[web_search_call: completed]" in r.stdout and "canned answer" in r.stdout
+    assert "previous_response_id of the next turn): resp_" in r.stdout
+
+
+def test_responses_snippets_are_python_and_curl_only_and_take_no_chat_params(session) -> None:
+    assert snippet(session=session, responses=True, model="qwen3-max-2026-01-23").languages == ["python", "curl"]
+    curl = snippet(language="curl", session=session, model="qwen3-max-2026-01-23", responses=True,
+                   previous_response_id="resp_1", system="Be brief.").code
+    assert "/compatible-mode/v1/responses" in curl and '"previous_response_id": "resp_1"' in curl
+    assert '"role": "system"' in curl  # the Responses API takes no instructions: the system prompt is a message
+    with pytest.raises(InputError, match="Python and curl"):
+        snippet(language="java", session=session, model="qwen3-max-2026-01-23", responses=True)
+    with pytest.raises(InputError, match="no chat parameters"):
+        snippet(language="python", session=session, model="qwen3-max-2026-01-23", responses=True, temperature=0.5)
+    with pytest.raises(InputError, match="responses=True"):
+        snippet(language="python", session=session, tools=["web_search"])

@@ -466,3 +466,56 @@ def test_key_added_in_the_playground_appears_in_the_picker_and_is_usable(pg, emu
     assert pg.send("Who are you?") and pg.wait(15)
     assert pg.last_error is None, pg.error.value
     assert pg.last_result.region == "cn-beijing"
+
+
+# ----------------------------------------------------------------------------- the Responses API mode
+
+
+def test_the_responses_mode_shows_tools_and_the_responses_models(pg, session, emu):
+    from qwen_nb import facts
+
+    assert [v for _, v in pg.api.options] == [*facts.API_NAMES, "responses"]
+    assert [v for _, v in ApiToggle(session).options] == list(facts.API_NAMES)  # alone: the two APIs
+    assert pg.tools_box.layout.display == "none" and not pg.params.temperature.disabled
+    chat_model = pg.model.value
+    pg.api.value = "responses"
+    assert pg.tools_box.layout.display is None and list(pg.tools) == list(facts.RESPONSE_TOOLS)
+    assert not any(box.value for box in pg.tools.values())  # none ticked at first
+    assert [v for _, v in pg.model.options] == facts.kind_models("responses", "ap-southeast-1")
+    assert pg.params.temperature.disabled and pg.params.thinking.disabled and "not sent" in pg.params.hint.value
+    pg.profile.value = "team-a"  # its grants do not list the model: grouped under the heading, labelled
+    assert [label for label, _ in pg.model.options][0].startswith("── not granted to team-a")
+    pg.profile.value = "beijing"
+    assert pg.model.options == () and "No Responses API model is offered in" in pg.status.value
+    pg.profile.value = "default"
+    pg.api.value = "openai"  # back to chat: the chat model chosen before, the parameters enabled
+    assert pg.model.value == chat_model and not pg.params.temperature.disabled
+    assert pg.tools_box.layout.display == "none"
+    assert model_requests(emu) == [] or all("responses" not in r.path for r in model_requests(emu))
+
+
+def test_a_responses_turn_shows_its_steps_answer_chips_and_code(pg, emu):
+    pg.api.value = "responses"
+    pg.tools["web_search"].value = True
+    pg.tools["code_interpreter"].value = True
+    assert pg.send("What is new in Qwen3?") and pg.wait(15)
+    turn = pg.current
+    assert turn.steps.layout.display is None and len(turn.steps.children) == 2
+    assert "web search" in turn.steps.children[0].value and "completed" in turn.steps.children[0].value
+    assert "<details" in turn.steps.children[1].value and "print(len(words))" in turn.steps.children[1].value
+    assert "canned answer" in turn.answer.outputs[-1]["data"]["text/markdown"]
+    assert "Responses API" in turn.usage.value and " out · " in turn.usage.value
+    assert "Responses API · tools: web_search, code_interpreter" in turn.question.value
+    assert "Continues from the previous response" in pg.context.value
+    assert list(turn.code_language.options) == ["python", "curl"]
+    turn.code_toggle.value = True
+    code = turn.code.outputs[-1]["data"]["text/markdown"]
+    assert "client.responses.create(" in code and '{"type": "code_interpreter"}' in code
+    assert pg.send("And the models?") and pg.wait(15)
+    rid = pg.turns[0].result.id
+    assert "continues from the previous response" in pg.current.question.value
+    pg.current.code_toggle.value = True
+    assert f'previous_response_id="{rid}"' in pg.current.code.outputs[-1]["data"]["text/markdown"]
+    pg.api.value = "openai"  # mid-conversation: said what the next chat turn sends
+    assert "Chat mode: the next turn sends the 2 earlier turns" in pg.status.value
+    assert pg.new_chat() and pg.controller.response_id is None

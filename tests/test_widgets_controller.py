@@ -311,3 +311,102 @@ def test_profiles_changed_callbacks(session):
     remove()
     session.remove_profile("x")
     assert seen == ["fn", "view"]
+
+
+# ---------------------------------------------------------------------------------------------- Responses API turns
+
+RESPONSES_MODEL = "qwen3-max-2026-01-23"
+
+
+def response_requests(emu) -> list:
+    return [r for r in emu.requests if r.method == "POST" and r.path.endswith("/responses")]
+
+
+def respond(ctl, prompt, **kw):
+    kw.setdefault("model", RESPONSES_MODEL)
+    kw.setdefault("profile", "default")
+    return ctl.send(prompt, api="responses", **kw)
+
+
+def test_a_responses_turn_streams_steps_then_text_and_the_next_one_continues_from_it(session, emu, rec):
+    steps = []
+    ctl = PlaygroundController(session, **rec.callbacks(), on_step=steps.append)
+    assert ctl.context_line("Hi", api="responses") == "New chat: nothing earlier is sent · ~1 tokens"
+    assert respond(ctl, "What is new in Qwen3?", tools=["web_search", "code_interpreter"]) and ctl.wait(15)
+    first = ctl.turns[-1]
+    assert first.outcome == "done" and first.error is None and first.responses
+    assert [s.type for s in first.steps] == ["web_search_call", "code_interpreter_call"] == [s.type for s in steps]
+    assert first.steps[1].output == "5"
+    assert ctl.answer_text == first.result.text and "canned answer" in ctl.answer_text
+    # the steps were handed over before the first text
+    assert rec.names().index("on_update") > 0 and rec.args("on_update")[-1] == (ctl.answer_text, "")
+    assert ctl.response_id == first.result.id and ctl.response_id.startswith("resp_")
+    body = response_requests(emu)[-1].body
+    assert body["input"] == "What is new in Qwen3?" and body["stream"] is True
+    assert body["tools"] == [{"type": "web_search"}, {"type": "code_interpreter"}]
+    assert "previous_response_id" not in body and "temperature" not in body
+    # billed like a chat turn: the result's usage, the ledger row
+    assert first.usage == first.result.usage and first.usage.output_tokens > 0 and ctl.calls == 1
+    assert [r.kind for r in session.ledger.records()] == ["responses"]
+
+    line = ctl.context_line("And the models?", api="responses")
+    assert line.startswith("Continues from the previous response: 1 earlier turn kept by the service, not resent")
+    assert respond(ctl, "And the models?", params={"temperature": 0.5}) and ctl.wait(15)
+    second = ctl.turns[-1]
+    body = response_requests(emu)[-1].body
+    assert body["previous_response_id"] == first.result.id and body["input"] == "And the models?"
+    assert "tools" not in body and "temperature" not in body  # chat parameters are not sent
+    assert second.previous_response_id == first.result.id and first.result.id in ctl.answer_text
+    assert second.earlier_turns == 1 and second.messages == [{"role": "user", "content": "And the models?"}]
+
+    assert ctl.new_chat() and ctl.response_id is None
+    assert respond(ctl, "Fresh start") and ctl.wait(15)
+    assert "previous_response_id" not in response_requests(emu)[-1].body
+
+
+def test_switching_modes_keeps_the_conversation_and_says_what_is_sent(ctl, emu):
+    assert send(ctl, "Hello") and ctl.wait(15)  # a chat turn
+    line = ctl.context_line("Now with tools", api="responses")
+    assert line.startswith("1 earlier turn · ~") and "as input messages" in line
+    assert respond(ctl, "Now with tools", tools=["web_search"]) and ctl.wait(15)
+    body = response_requests(emu)[-1].body
+    assert [m["role"] for m in body["input"]] == ["user", "assistant", "user"]  # the chat turn, resent as input
+    assert "previous_response_id" not in body and ctl.response_id
+    # back to chat: the whole history (the Responses turn's text too) is sent; no response id on the wire
+    assert send(ctl, "And now?") and ctl.wait(15)
+    sent = chat_requests(emu)[-1].body["messages"]
+    assert [m["content"] for m in sent[:4:2]] == ["Hello", "Now with tools"] and len(sent) == 5
+    assert ctl.response_id is None  # the last turn was a chat turn: the next Responses turn resends the history
+    assert ctl.context_line("x", api="responses").startswith("3 earlier turns")
+
+
+def test_stop_ends_a_responses_turn_mid_stream(ctl, emu, session):
+    emu.set_faults(tokens_per_second=40)
+    assert respond(ctl, "Tell me about the ocean tides and the moon", tools=["web_search"])
+    assert until(lambda: len(ctl.answer_text) > 10)
+    run = ctl.run
+    assert ctl.stop() and not ctl.busy and run.outcome == "stopped"
+    assert run.settled.wait(5)
+    assert run.steps and 0 < len(ctl.answer_text) and run.kept
+    assert len(response_requests(emu)) == 1  # nothing more was sent
+    assert ctl.response_id is None  # a stopped turn is not continued from: the next turn resends the history
+    assert [r.status for r in session.ledger.records()] == ["interrupted"]
+
+
+def test_responses_refusals_before_anything_is_sent(ctl, rec, emu, session):
+    # a model the profile's grants do not list: a failed turn at once, nothing sent, another profile offered
+    assert respond(ctl, "Hello", profile="team-a", check_grants=True)
+    run = ctl.turns[-1]
+    assert run.outcome == "failed" and not run.sent and isinstance(run.error, ModelNotGrantedError)
+    assert run.action == "default" and response_requests(emu) == []
+    assert ctl.retry_with_profile(run) and ctl.wait(15)
+    assert ctl.turns[-1].outcome == "done" and ctl.turns[-1].api == "responses"
+    # bad input: refused with the reason, no turn
+    for kw, match in (({"model": "qwen-plus"}, "not a Responses API model"),
+                      ({"tools": ["calculator"]}, "Unknown built-in tool"),
+                      ({"profile": "beijing"}, "not offered in"),
+                      ({"model": None}, "No Responses API model")):
+        assert not respond(ctl, "Hi", **kw)
+        assert isinstance(ctl.last_error, InputError) and match in str(ctl.last_error)
+    assert not send(ctl, "Hi", tools=["web_search"])  # tools are for Responses turns
+    assert len(response_requests(emu)) == 1

@@ -11,6 +11,7 @@ granted, unknown model, bad parameter), sent through the same error bodies as ch
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -547,12 +548,15 @@ async def responses(app: EmulatorApp, request: Request, region: str, ws_id: str 
     state._keep(state.responses, resp_id, {"workspace": ctx.workspace, "tokens": inp_tokens + out_tokens})
     if not body.get("stream"):
         return app._json(200, wire.dumps(response), rid)
-    return StreamingResponse(_response_events(response), media_type="text/event-stream",
+    return StreamingResponse(_response_events(response, app.state.pacing.tokens_per_second),
+                             media_type="text/event-stream",
                              headers={"x-request-id": rid, "cache-control": "no-cache"})
 
 
-def _response_events(response: dict[str, Any]) -> Any:
+def _response_events(response: dict[str, Any], tps: float | None = None) -> Any:
+    """The stream of a response; the answer's pieces paced at ``tps`` a second when the emulator is paced."""
     seq = 0
+    interval = 1.0 / tps if tps else 0.0
 
     def event(kind: str, **data: Any) -> bytes:
         nonlocal seq
@@ -568,6 +572,8 @@ def _response_events(response: dict[str, Any]) -> Any:
                 yield event("response.output_item.added", output_index=i,
                             item={**item, "status": "in_progress", "content": []})
                 for piece in re.findall(r"\S+\s*", text):
+                    if interval:
+                        await asyncio.sleep(interval)
                     yield event("response.output_text.delta", item_id=item["id"], output_index=i, content_index=0,
                                 delta=piece, logprobs=[])
                 yield event("response.output_text.done", item_id=item["id"], output_index=i, content_index=0,

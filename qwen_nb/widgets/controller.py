@@ -23,6 +23,8 @@ streaming call from its background threads (``on_update`` calls never overlap):
 * ``on_error(err)``: an error to show: a send refused for bad input, or a failed call.
 * ``on_finish(run)``: a call ended; ``run.outcome`` is "done", "stopped" or "failed".
 * ``on_clear()``: the conversation was cleared.
+* ``on_step(step)``: a Responses API turn finished a tool step (a ``qwen_nb.media.ResponseStep``;
+  from the display thread, before the text it led to).
 
 An exception raised by a callback is logged and never stops the controller (a failed
 ``on_update`` is retried with the next one).
@@ -33,6 +35,15 @@ billed (``run.usage``, ``run.cost``, also after Stop and after an error). ``cont
 says how many earlier turns and roughly how many tokens the next send carries, ``totals``
 what the conversation cost so far per currency, and ``run.action`` names another profile of
 the session that can call a model this one was refused (``retry_with_profile``).
+
+``api="responses"`` sends the turn through the Responses API (``Session.respond``) with the
+built-in ``tools`` named: tool steps arrive as ``run.steps`` (and ``on_step``), the answer text
+streams as in chat, and the finished response's id (``response_id``) is kept so that the next
+Responses turn continues from it on the service (``previous_response_id``) instead of resending
+the history. That holds while the last kept turn is a finished Responses turn; after a chat turn
+or a stopped Responses turn (or with a system prompt on the first turn) the next Responses turn
+sends the conversation as input messages, and a chat turn always sends the whole history
+(Responses turns included, as their prompt and answer text). New chat forgets the id.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from qwen_nb import facts
 from qwen_nb._pipeline import CancelToken
 from qwen_nb.coalesce import DEFAULT_RATE, Coalescer
 from qwen_nb.errors import InputError, ModelNotGrantedError, QwenNbError, StreamInterruptedError
@@ -53,14 +65,17 @@ from qwen_nb.widgets._common import region_label, resolve_session
 from qwen_nb.widgets.conversation import Conversation
 
 if TYPE_CHECKING:
+    from qwen_nb.media import ResponseResult, ResponseStep
     from qwen_nb.results import ChatResult
-    from qwen_nb.session import ChatStream, Session
+    from qwen_nb.session import Session
 
 log = logging.getLogger("qwen_nb")
 
 #: how long ``stop()`` lets the closed stream wind down before finishing the call itself
 STOP_GRACE = 0.15
 BUSY_MESSAGE = "Still answering: wait for it to finish or press Stop."
+#: the ``api`` value of a Responses API turn (the kind's name in ``qwen_nb.facts``)
+RESPONSES = "responses"
 
 
 @dataclass(eq=False)
@@ -76,7 +91,7 @@ class Run:
     coalescer: Coalescer
     #: "done", "stopped" or "failed" once the call ended; None while it runs
     outcome: str | None = None
-    result: ChatResult | None = None
+    result: ChatResult | ResponseResult | None = None
     error: BaseException | None = None
     #: whether the turn was added to the conversation
     kept: bool = False
@@ -94,6 +109,10 @@ class Run:
     currency: str | None = None
     #: another profile of the session that can call ``model`` (offered after a not-granted refusal)
     action: str | None = None
+    #: Responses turns: the built-in tools sent, the response continued from, the tool steps received
+    tools: tuple[str, ...] = ()
+    previous_response_id: str | None = None
+    steps: list[ResponseStep] = field(default_factory=list)
     wall_started: float = field(default_factory=time.time)
     #: set when the call ended (``outcome`` is set); ``settled`` when its threads have exited too
     done: threading.Event = field(default_factory=threading.Event)
@@ -110,12 +129,13 @@ class Run:
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     #: stops the call in the pipeline too (no new attempt after Stop)
     token: CancelToken = field(default_factory=CancelToken, repr=False)
-    stream: ChatStream | None = field(default=None, repr=False)
+    stream: Any = field(default=None, repr=False)  # a ChatStream, or a ResponseStream
     received: bool = False  # the worker left the stream loop
     finalized: bool = False
     update_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     shown_answer: str = field(default="", repr=False)
     shown_reasoning: str = field(default="", repr=False)
+    shown_steps: int = field(default=0, repr=False)
     _content: list[str] = field(default_factory=list, repr=False)
     _reasoning: list[str] = field(default_factory=list, repr=False)
 
@@ -133,6 +153,16 @@ class Run:
         if len(self._reasoning) > 1:
             self._reasoning[:] = ["".join(self._reasoning)]
         return (self._content[0] if self._content else "", self._reasoning[0] if self._reasoning else "")
+
+    @property
+    def responses(self) -> bool:
+        """True for a Responses API turn."""
+        return self.api == RESPONSES
+
+    @property
+    def input(self) -> str | list[dict]:
+        """What a Responses turn sends as ``input``: the prompt alone, or the messages when history is resent."""
+        return self.prompt if len(self.messages) == 1 else self.messages
 
     @property
     def answer(self) -> str:
@@ -161,6 +191,26 @@ class Run:
         }
 
 
+def _check_response_call(model: str, region: str, tools: Any) -> list[str]:
+    """The built-in tools of a Responses turn, checked with its model and region before anything is sent."""
+    names = facts.kind_models(RESPONSES)
+    info = facts.kind_model(model)
+    if info is None or info.kind != RESPONSES:
+        raise InputError(f"{model!r} is not a Responses API model.",
+                         fix=f"Pick one in the Model list (Responses API models: {', '.join(names)}).")
+    if region not in info.regions:
+        raise InputError(f"The Responses API model {info.id!r} is not offered in {region_label(region)}.",
+                         fix=f"Use a profile of {', '.join(region_label(r) for r in info.regions)}.")
+    if isinstance(tools, str):
+        tools = [tools]
+    out = list(tools or ())
+    for t in out:
+        if t not in facts.RESPONSE_TOOLS:
+            raise InputError(f"Unknown built-in tool {t!r}.",
+                             fix=f"The Responses API's built-in tools: {', '.join(facts.RESPONSE_TOOLS)}.")
+    return out
+
+
 class PlaygroundController:
     """A multi-turn streaming chat over a ``Session``: ``send``, ``stop``, ``clear``, and plain state."""
 
@@ -176,6 +226,7 @@ class PlaygroundController:
         on_error: Callable[[BaseException], Any] | None = None,
         on_finish: Callable[[Run], Any] | None = None,
         on_clear: Callable[[], Any] | None = None,
+        on_step: Callable[[ResponseStep], Any] | None = None,
     ) -> None:
         Coalescer(rate)  # a bad rate is an InputError now, not in the first call's thread
         self.session: Session = resolve_session(session)
@@ -187,7 +238,8 @@ class PlaygroundController:
         self.on_error = on_error
         self.on_finish = on_finish
         self.on_clear = on_clear
-        self.last_result: ChatResult | None = None
+        self.on_step = on_step
+        self.last_result: ChatResult | ResponseResult | None = None
         self.last_error: BaseException | None = None
         #: sends (and clears) refused because a call was still running
         self.refused = 0
@@ -201,6 +253,8 @@ class PlaygroundController:
         self.total_tokens = 0
         #: calls sent over this controller's life
         self.calls = 0
+        #: the id of the last turn's response when it was a finished Responses turn: the next one continues from it
+        self.response_id: str | None = None
         self._lock = threading.Lock()
         self._busy = False
         self._run: Run | None = None
@@ -244,18 +298,34 @@ class PlaygroundController:
         run = self._run
         return True if run is None else run.done.wait(timeout)
 
-    def context(self, prompt: str = "") -> tuple[int, int]:
-        """(earlier turns, ~tokens) the next send carries: the system prompt, the kept turns and ``prompt``."""
+    def continues(self, api: str = "openai") -> str | None:
+        """The response id a next turn on ``api`` continues from (a Responses turn after a finished one), or None."""
+        return self.response_id if api == RESPONSES else None
+
+    def context(self, prompt: str = "", api: str = "openai") -> tuple[int, int]:
+        """(earlier turns, ~tokens) the next send carries: the system prompt, the kept turns and ``prompt``.
+
+        A Responses turn that continues from the previous response sends only ``prompt``: the
+        earlier turns are counted, the tokens are the prompt's.
+        """
         conv = self.conversation
+        if self.continues(api):
+            return conv.turns, estimate_tokens(prompt or "")
         texts = [conv.system or ""] + [str(m.get("content", "")) for m in conv.messages] + [prompt or ""]
         return conv.turns, sum(estimate_tokens(t) for t in texts)
 
-    def context_line(self, prompt: str = "") -> str:
-        """``3 earlier turns · ~430 tokens will be sent`` (or that the chat is new)."""
-        turns, tokens = self.context(prompt)
+    def context_line(self, prompt: str = "", api: str = "openai") -> str:
+        """``3 earlier turns · ~430 tokens will be sent`` (or that the chat is new, or continues on the service)."""
+        turns, tokens = self.context(prompt, api)
         if not turns:
             return "New chat: nothing earlier is sent" + (f" · ~{tokens} tokens" if prompt else "")
-        return f"{turns} earlier turn{'s' if turns != 1 else ''} · ~{tokens} tokens will be sent"
+        earlier = f"{turns} earlier turn{'s' if turns != 1 else ''}"
+        if self.continues(api):
+            return (f"Continues from the previous response: {earlier} kept by the service, not resent"
+                    + (f" · ~{tokens} tokens" if prompt else ""))
+        if api == RESPONSES:
+            return f"{earlier} · ~{tokens} tokens will be sent as input messages (no previous response to continue)"
+        return f"{earlier} · ~{tokens} tokens will be sent"
 
     def total_line(self) -> str:
         """``Playground total: 0.000123 USD · 1,234 tokens · 3 calls``: what the calls were billed, New chat or not."""
@@ -275,6 +345,7 @@ class PlaygroundController:
         params: dict[str, Any] | None = None,
         region: str | None = None,
         check_grants: bool = False,
+        tools: list[str] | tuple[str, ...] | None = None,
     ) -> bool:
         """Send ``prompt`` as the next turn; False if refused (the status or error callback says why).
 
@@ -282,12 +353,19 @@ class PlaygroundController:
         profile, and when ``region`` (the region the user picked) is not the profile's region.
         With ``check_grants``, a model the profile is known not to be granted (its grants list,
         or a refusal in this session) makes a failed turn at once, with nothing sent.
+        ``api="responses"``: a Responses API turn with the built-in ``tools`` named
+        (``qwen_nb.facts.RESPONSE_TOOLS``); ``params`` are not sent with it.
         """
         if self._busy:
             self._refuse()
             return False
         try:
             messages = self.conversation.request(prompt)
+            if not model and api == RESPONSES:
+                offered = sorted({r for m in facts.KIND_MODELS.values() if m.kind == RESPONSES for r in m.regions})
+                raise InputError("No Responses API model is selected.",
+                                 fix=f"Pick one in the Model list; the Responses API is offered in "
+                                 f"{', '.join(region_label(r) for r in offered)}: use a profile of that region.")
             if not model:
                 raise InputError("No model is selected.", fix="Pick a model in the Model list.")
             if not profile:
@@ -299,6 +377,14 @@ class PlaygroundController:
                     f"{region_label(region)} is selected; keys work only in their own region.",
                     fix="Pick a profile of the selected region, or add a key for it under 'Add a key'.",
                 )
+            previous = self.continues(api)
+            if api == RESPONSES:
+                tools = _check_response_call(model, prof.region, tools)
+                if previous:
+                    messages = messages[-1:]  # the service has the rest
+            elif tools:
+                raise InputError("Built-in tools are for Responses API turns.",
+                                 fix='Use api="responses", or send without tools.')
         except QwenNbError as err:
             self.last_error = err
             self._emit(self.on_error, err)
@@ -309,14 +395,16 @@ class PlaygroundController:
             else:
                 refused = False
                 self._busy = True
-                earlier, tokens = self.context(prompt)
+                earlier, tokens = self.context(prompt, api)
                 run = Run(
                     prompt=prompt,
                     messages=messages,
                     model=model,
                     profile=prof.name,
                     api=api,
-                    params=dict(params or {}),
+                    params={} if api == RESPONSES else dict(params or {}),
+                    tools=tuple(tools or ()),
+                    previous_response_id=previous,
                     coalescer=Coalescer(self.rate),
                     region=prof.region,
                     index=len(self.turns) + 1,
@@ -334,7 +422,10 @@ class PlaygroundController:
             run.sent = False
             self._finish(run, None, self._not_granted_error(prof, model))
             return True
-        self._emit(self.on_status, f"Asking {model} via {run.profile} ({api})…", "info")
+        via = api
+        if run.responses:
+            via = "Responses API" + (f", tools: {', '.join(run.tools)}" if run.tools else "")
+        self._emit(self.on_status, f"Asking {model} via {run.profile} ({via})…", "info")
         threading.Thread(target=self._work, args=(run,), name="qwen-nb-playground", daemon=True).start()
         return True
 
@@ -366,6 +457,8 @@ class PlaygroundController:
         profile = profile or run.action
         kw.setdefault("api", run.api)
         kw.setdefault("params", run.params)
+        if run.responses:
+            kw.setdefault("tools", run.tools)
         return self.send(run.prompt, model=run.model, profile=profile, **kw)
 
     def new_chat(self) -> bool:
@@ -378,6 +471,7 @@ class PlaygroundController:
             self._refuse("Stop the current answer before clearing.")
             return False
         self.conversation.clear()
+        self.response_id = None  # the next Responses turn starts a new conversation on the service too
         self.turns.clear()  # the totals stay: what was spent was spent
         self._run = None
         self._emit(self.on_clear)
@@ -388,32 +482,13 @@ class PlaygroundController:
     def _work(self, run: Run) -> None:
         pump = threading.Thread(target=self._pump, args=(run,), name="qwen-nb-display", daemon=True)
         pump.start()
-        result: ChatResult | None = None
+        result: ChatResult | ResponseResult | None = None
         err: BaseException | None = None
         try:
-            stream = self.session.stream_chat(
-                run.messages, model=run.model, profile=run.profile, api=run.api, cancel=run.token, **run.params
-            )
-            with run.cond:
-                run.stream = stream
-                cancelled = run.cancel.is_set()
-            if cancelled:  # stopped while the stream was opening: stop() could not close it
-                stream.close()
+            if run.responses:
+                result = self._respond(run)
             else:
-                for delta in stream:
-                    with run.cond:
-                        if run.cancel.is_set():
-                            break
-                        if not (delta.content or delta.reasoning):
-                            continue
-                        if run.first_delta is None:
-                            run.first_delta = time.perf_counter()
-                        run.deltas += 1
-                        run.add(delta.content, delta.reasoning)
-                        run.coalescer.mark()
-                        run.cond.notify_all()
-                if not run.cancel.is_set():
-                    result = stream.result
+                result = self._chat(run)
         except BaseException as exc:  # handed to on_error, never raised into the kernel
             err = exc
         with run.cond:
@@ -424,6 +499,66 @@ class PlaygroundController:
             self._finish(run, result, err)
         finally:
             run.settled.set()
+
+    def _open(self, run: Run, stream: Any) -> bool:
+        """Keep ``stream`` on the run for ``stop()``; False (and closed) if Stop came while it was opening."""
+        with run.cond:
+            run.stream = stream
+            cancelled = run.cancel.is_set()
+        if cancelled:  # stopped while the stream was opening: stop() could not close it
+            stream.close()
+        return not cancelled
+
+    def _respond(self, run: Run) -> ResponseResult | None:
+        """A Responses API turn: steps and text as they arrive; the final result (None after Stop)."""
+        stream = self.session.respond(run.input, model=run.model, tools=list(run.tools),
+                                      previous_response_id=run.previous_response_id, profile=run.profile,
+                                      stream=True, cancel=run.token)
+        if not self._open(run, stream):
+            return None
+        result = None
+        for event in stream:
+            with run.cond:
+                if run.cancel.is_set():
+                    break
+                if event.type == "done":
+                    result = event.result
+                    continue
+                if event.type == "step" and event.step is not None:
+                    run.steps.append(event.step)
+                elif event.type == "text" and event.text:
+                    if run.first_delta is None:
+                        run.first_delta = time.perf_counter()
+                    run.deltas += 1
+                    run.add(event.text, None)
+                else:
+                    continue
+                run.coalescer.mark()
+                run.cond.notify_all()
+        if run.cancel.is_set():
+            return None
+        return result if result is not None else stream.result
+
+    def _chat(self, run: Run) -> ChatResult | None:
+        """A chat turn: deltas as they arrive; the final result (None after Stop)."""
+        stream = self.session.stream_chat(
+            run.messages, model=run.model, profile=run.profile, api=run.api, cancel=run.token, **run.params
+        )
+        if not self._open(run, stream):
+            return None
+        for delta in stream:
+            with run.cond:
+                if run.cancel.is_set():
+                    break
+                if not (delta.content or delta.reasoning):
+                    continue
+                if run.first_delta is None:
+                    run.first_delta = time.perf_counter()
+                run.deltas += 1
+                run.add(delta.content, delta.reasoning)
+                run.coalescer.mark()
+                run.cond.notify_all()
+        return None if run.cancel.is_set() else stream.result
 
     def _pump(self, run: Run) -> None:
         """Hand the text to ``on_update``, coalesced, until the stream ends; then a final update."""
@@ -443,15 +578,19 @@ class PlaygroundController:
                         last, go = False, True
                         break
                 answer, reasoning = run.texts() if go else ("", "")
+                steps = list(run.steps) if go else []
             if go:
-                self._update(run, answer, reasoning)
+                self._update(run, answer, reasoning, steps)
             if last:
                 return
 
-    def _update(self, run: Run, answer: str, reasoning: str) -> None:
+    def _update(self, run: Run, answer: str, reasoning: str, steps: list[ResponseStep] | None = None) -> None:
         with run.update_lock:
             if run.finalized and run.done.is_set():
                 return  # a late update of a call already finished (stopped): its final text was shown
+            for step in (steps or [])[run.shown_steps:]:  # tool steps first: they come before the text
+                self._emit(self.on_step, step)
+                run.shown_steps += 1
             if answer == run.shown_answer and reasoning == run.shown_reasoning:
                 return
             if not self._emit(self.on_update, answer, reasoning, level=logging.DEBUG):
@@ -462,7 +601,7 @@ class PlaygroundController:
             if run.first_update is None:
                 run.first_update = time.perf_counter()
 
-    def _finish(self, run: Run, result: ChatResult | None, err: BaseException | None) -> None:
+    def _finish(self, run: Run, result: ChatResult | ResponseResult | None, err: BaseException | None) -> None:
         with self._lock:
             finalizing = run.finalized
             run.finalized = True
@@ -473,10 +612,13 @@ class PlaygroundController:
         with run.cond:
             stopped = run.cancel.is_set()
             answer, reasoning = run.texts()
-        self._update(run, answer, reasoning)
+            steps = list(run.steps)
+        self._update(run, answer, reasoning, steps)
         if stopped:
             run.outcome = "stopped"
             run.kept = self.conversation.commit(run.prompt, answer, interrupted=True)
+            if run.kept:  # the service may not hold this turn: the next Responses turn resends the history
+                self.response_id = None
             try:
                 run.result = run.stream.result if run.stream is not None else None
             except Exception:
@@ -502,6 +644,8 @@ class PlaygroundController:
             run.outcome = "done"
             run.result = self.last_result = result
             run.kept = self.conversation.commit(run.prompt, answer)
+            rid = getattr(result, "id", None) if run.responses else None
+            self.response_id = rid if isinstance(rid, str) and rid else None
             self._bill(run)
             status = ("", "info")
         self._emit(self.on_status, *status)

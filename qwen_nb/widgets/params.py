@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from qwen_nb.session import Session
 
 _LABEL = {"description_width": "initial"}
+_HINT = ('<span style="font-size:85%;color:var(--jp-ui-font-color1, inherit)">Max tokens 0: the model\'s default · '
+         "Thinking budget 0: no limit · Seed -1: not fixed</span>")
+_RESPONSES_HINT = ('<div style="font-size:85%;line-height:1.45;color:var(--jp-ui-font-color1, inherit)">Responses API '
+                   "mode: these chat parameters are not sent (the call sends the model, the input, the tools ticked "
+                   "and the previous response's id)</div>")
 
 
 def _cell(width: str = "16em") -> widgets.Layout:
@@ -35,7 +40,8 @@ class ParamsBox(widgets.VBox):
 
     Linked to a ``ModelPicker`` (``model=``), the thinking switch follows the model: off and
     disabled for models without thinking, on and disabled for thinking-only models, the
-    model's default for hybrid ones.
+    model's default for hybrid ones. ``set_responses(True)`` (the Playground's Responses API
+    mode, whose call takes none of these) disables them and says so.
     """
 
     def __init__(self, session: Session | None = None, *, model: widgets.ValueWidget | None = None,
@@ -60,11 +66,9 @@ class ParamsBox(widgets.VBox):
             layout=_cell("10em"),
         )
         #: what the special values mean, said on screen (not only in tooltips)
-        self.hint = widgets.HTML(
-            '<span style="font-size:85%;color:var(--jp-ui-font-color1, inherit)">Max tokens 0: the model\'s '
-            "default · Thinking budget 0: no limit · Seed -1: not fixed</span>",
-            layout=widgets.Layout(max_width="100%"),
-        )
+        self.hint = widgets.HTML(_HINT, layout=widgets.Layout(max_width="100%"))
+        #: True in the Responses API mode: nothing here is sent
+        self.responses = False
         self.thinking.observe(self._sync_budget, names="value")
         super().__init__(
             children=[
@@ -100,6 +104,17 @@ class ParamsBox(widgets.VBox):
             self.thinking.disabled = False
             self.thinking.value = info.thinking_default
         self._sync_budget()
+        if self.responses:
+            self.thinking.disabled = self.thinking_budget.disabled = True
+
+    def set_responses(self, on: bool) -> None:
+        """The Responses API mode (``on``): these chat parameters are not sent, so they are disabled, and the hint
+        says so; off: back to what the model allows."""
+        self.responses = bool(on)
+        for w in (self.temperature, self.max_tokens, self.seed):
+            w.disabled = self.responses
+        self.hint.value = _RESPONSES_HINT if self.responses else _HINT
+        self.follow_model(self.model_picker.value if self.model_picker is not None else None)
 
     def params(self) -> dict[str, Any]:
         """Keyword arguments for ``Session.chat`` / ``stream_chat``; unset values left out."""

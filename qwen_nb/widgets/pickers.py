@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 from traitlets import Unicode
 
-from qwen_nb import catalog
+from qwen_nb import catalog, facts
 from qwen_nb._regions import DEFAULT_REGION, get_region, regions
 from qwen_nb._secrets import scrub
 from qwen_nb.widgets._common import region_label, resolve_session
@@ -220,19 +220,39 @@ class ProfilePicker(_Picker):
         )
 
 
-class ApiToggle(widgets.ToggleButtons):
-    """OpenAI-compatible or DashScope native protocol (value: "openai" or "dashscope")."""
+#: the ``ApiToggle`` value of the Responses API mode (the kind's name in ``qwen_nb.facts``)
+RESPONSES = "responses"
 
-    def __init__(self, session: Session | None = None, *, value: str | None = None, **kwargs: Any) -> None:
+
+class ApiToggle(widgets.ToggleButtons):
+    """OpenAI-compatible or DashScope native protocol (value: "openai" or "dashscope", the APIs of ``facts.APIS``).
+
+    ``responses=True`` adds a third choice, "Responses API" (value: "responses"): the
+    OpenAI-compatible endpoint's Responses API, with built-in tools (the Playground's mode).
+    """
+
+    def __init__(self, session: Session | None = None, *, value: str | None = None, responses: bool = False,
+                 **kwargs: Any) -> None:
         self.session = resolve_session(session)
         if value is None:
             value = getattr(self.session, "default_api", None) or "openai"
+        options = [(_API_LABELS.get(a, facts.APIS[a].label), a) for a in facts.API_NAMES]
+        tips = [f"{facts.APIS[a].sdk} SDK → {facts.APIS[a].path}" for a in facts.API_NAMES]
+        if responses:
+            options.append(("Responses API", RESPONSES))
+            tips.append(f"openai SDK → {facts.COMPATIBLE_PATH}{facts.KIND_PATHS[(RESPONSES, 'openai')]}: built-in "
+                        "tools (web search, code), the conversation kept by the service")
         kwargs.setdefault("description", "API")
-        kwargs.setdefault("tooltips", ["openai SDK → /compatible-mode/v1", "dashscope SDK → /api/v1"])
+        kwargs.setdefault("tooltips", tips)
         kwargs.setdefault("style", {"description_width": "4.5em", "button_width": "auto"})
-        kwargs.setdefault("layout", widgets.Layout(width="auto", max_width="100%", flex="0 0 auto",
+        # may shrink (min_width 0): on a narrow screen its buttons wrap instead of overflowing
+        kwargs.setdefault("layout", widgets.Layout(width="auto", max_width="100%", flex="0 1 auto", min_width="0",
                                                    flex_flow="row nowrap", align_items="center"))
-        super().__init__(options=[("OpenAI-compatible", "openai"), ("DashScope", "dashscope")], value=value, **kwargs)
+        super().__init__(options=options, value=value, **kwargs)
+
+
+#: shorter button labels than ``facts.APIS``' own where a toggle has little room
+_API_LABELS = {"dashscope": "DashScope"}
 
 
 class ModelPicker(_Picker):
@@ -241,6 +261,10 @@ class ModelPicker(_Picker):
     ``profile`` is a ``ProfilePicker`` to follow, a profile name, or None for the session's
     default profile. ``source`` says where the list came from: "catalog" (fallback, also while
     the workspace list loads) or "workspace".
+
+    ``kind`` (``set_kind("responses")``) lists the models of a kind beyond chat instead: those of
+    ``facts.kind_models(kind, region)`` (nothing is fetched: a workspace's model list names chat
+    models), grouped granted / not granted the same way; each kind remembers its own choice.
     """
 
     #: where the current list came from (not synced: a plain status for views and tests)
@@ -268,6 +292,9 @@ class ModelPicker(_Picker):
         self._ids: list[str] = []
         self._setting = False
         self._wanted = value or getattr(self.session, "default_model", None) or "qwen-plus"
+        #: None for chat models, else a kind of ``facts.KIND_MODELS`` ("responses")
+        self.kind: str | None = None
+        self._wanted_by_kind: dict[str | None, str] = {}
         kwargs.setdefault("description", "Model")
         kwargs.setdefault("style", _LABEL)
         kwargs.setdefault("layout", _layout("22em"))
@@ -306,7 +333,22 @@ class ModelPicker(_Picker):
             return None
 
     def _catalog_ids(self, region: str) -> list[str]:
+        if self.kind is not None:
+            return facts.kind_models(self.kind, region)
         return [m.id for m in catalog.models(region)]
+
+    def set_kind(self, kind: str | None) -> None:
+        """List chat models (None) or the models of ``kind`` ("responses"); the choice of each is kept."""
+        if kind == self.kind:
+            return
+        if kind is not None and kind not in {m.kind for m in facts.KIND_MODELS.values()}:
+            from qwen_nb.errors import InputError
+
+            raise InputError(f"Unknown model kind {kind!r}.", fix='Use None (chat) or "responses".')
+        self._wanted_by_kind[self.kind] = self._wanted
+        self.kind = kind
+        self._wanted = self._wanted_by_kind.get(kind) or self._wanted
+        self.refresh()
 
     def not_granted(self) -> set[str]:
         """Models of the listed profile known not to be granted (grants list, or a refused call)."""
@@ -334,6 +376,10 @@ class ModelPicker(_Picker):
             gen = self._gen
         if prof is None:
             self._show([], "catalog")
+            self._done.set()
+            return
+        if self.kind is not None:  # models beyond chat come from the facts table, not the workspace list
+            self._show(self._catalog_ids(prof.region), "catalog")
             self._done.set()
             return
         cached = None if force else self.session.cached_models(prof.name)
@@ -383,7 +429,7 @@ class ModelPicker(_Picker):
         if prof is not None and prof.models is not None:
             # grants known: also list the region's other models, marked not granted
             ids += [m for m in self._catalog_ids(prof.region) if m not in ids]
-        if not ids and self._wanted:
+        if not ids and self._wanted and self.kind is None:
             ids = [self._wanted]
         self._ids = ids
         denied = self.not_granted()

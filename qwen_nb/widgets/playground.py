@@ -17,6 +17,16 @@ the turn again with it. Under the prompt box a context line says what the next S
 ("2 earlier turns · ~430 tokens will be sent"); **New chat** starts over; the total line
 sums what this Playground's calls were billed, in the region's currency.
 
+The API toggle's third choice, **Responses API**, sends the turns through the Responses API
+(``Session.respond``): the Model list offers the Responses API models of the region, a row of
+tool checkboxes (one per built-in tool of ``qwen_nb.facts.RESPONSE_TOOLS``, none ticked at first)
+appears, and the chat parameters are disabled (not sent). Each tool call shows in the turn as a
+step (tool, status, a short summary; its code and output unfold), the answer streams as in chat,
+and the next Responses turn continues from the previous response on the service (the context
+line says so) until New chat. Switching modes keeps the conversation: a chat turn sends the
+earlier turns' text (tool steps are not resent), and a Responses turn after a chat turn sends the
+earlier turns as input messages.
+
 A ``Playground`` is a plain object that has a widget (``pg.widget``, a ``VBox``) and displays
 as it; embed ``pg.widget`` to put it in another layout. Everything a button does is a method:
 ``send(prompt)``, ``stop()``, ``new_chat()`` (``clear()``), ``use_profile(turn)``; the state is
@@ -31,22 +41,25 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from qwen_nb import facts
 from qwen_nb.coalesce import DEFAULT_RATE
 from qwen_nb.errors import InputError, ModelNotGrantedError
 from qwen_nb.normalize import estimate_tokens
 from qwen_nb.widgets._common import (
     BAD,
     MUTED,
+    OK,
     WARN,
     chip,
     error_panel_html,
     esc,
     note_html,
     pre_html,
+    region_label,
     resolve_session,
     scrub,
 )
-from qwen_nb.widgets.controller import STOP_GRACE, PlaygroundController, Run
+from qwen_nb.widgets.controller import RESPONSES, STOP_GRACE, PlaygroundController, Run
 from qwen_nb.widgets.conversation import Conversation
 from qwen_nb.widgets.keys import KeyEntry
 from qwen_nb.widgets.params import ParamsBox
@@ -54,12 +67,15 @@ from qwen_nb.widgets.pickers import HEADING, ApiToggle, ModelPicker, ProfilePick
 
 if TYPE_CHECKING:
     from qwen_nb._profiles import Profile
+    from qwen_nb.media import ResponseResult, ResponseStep
     from qwen_nb.results import ChatResult
     from qwen_nb.session import Session
 
 __all__ = ["CODE_LANGUAGES", "STOP_GRACE", "Playground", "TurnView"]
 
 CODE_LANGUAGES = ("python", "curl", "node", "java", "go", "csharp", "php")
+#: the languages of a Responses API turn's code (``qwen_nb.snippets.RESPONSES_LANGUAGES``)
+RESPONSES_CODE_LANGUAGES = ("python", "curl")
 
 # copies the code block next to the button (the clipboard API where allowed, else a selection and execCommand)
 _COPY_JS = (
@@ -103,6 +119,35 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _clip(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+_STEP_BOX = ("border-left:3px solid var(--jp-brand-color1, #1976d2);padding:1px 6px;margin:2px 0;line-height:1.45;"
+             "color:var(--jp-ui-font-color1, #000);overflow-wrap:anywhere;font-size:90%")
+
+
+def step_html(step: ResponseStep) -> str:
+    """One tool step of a Responses turn: tool, status and a short summary on one line; the code and output
+    (when there are any beyond the summary) unfold below it."""
+    status = step.status or "?"
+    mark = OK if status == "completed" else WARN
+    summary = _clip(step.detail, 90)
+    head = (f'<b>{esc(step.title)}</b> <span style="{mark};font-weight:600">{esc(status)}</span>'
+            + (f' · <span style="{MUTED}">{esc(summary)}</span>' if summary else ""))
+    more = step.output or (step.detail if summary != step.detail.strip() else "")
+    if not more:
+        return f'<div class="qwen-nb-step" style="{_STEP_BOX}">{head}</div>'
+    body = ""
+    if summary != step.detail.strip():
+        body += f'<pre style="white-space:pre-wrap;margin:2px 0">{esc(step.detail)}</pre>'
+    if step.output:
+        body += f'<pre style="white-space:pre-wrap;margin:2px 0">→ {esc(step.output)}</pre>'
+    return (f'<details class="qwen-nb-step" style="{_STEP_BOX}"><summary style="cursor:pointer">{head}</summary>'
+            f"{body}</details>")
+
+
 class TurnView:
     """One turn of the conversation: question, thinking, answer, error and action, usage chips, code."""
 
@@ -110,6 +155,10 @@ class TurnView:
         self.run = run
         self._pg = playground
         self.question = widgets.HTML(self._question_html(), layout=widgets.Layout(width="auto"))
+        #: the tool steps of a Responses turn, one ``HTML`` each
+        self.steps = widgets.VBox([], layout=widgets.Layout(width="auto"))
+        self.steps.add_class("qwen-nb-steps")
+        self.steps.layout.display = "none"
         self.thinking = widgets.HTML()
         self.thinking_box = widgets.Accordion(children=[self.thinking], titles=("Thinking",), selected_index=None,
                                               layout=widgets.Layout(width="auto"))
@@ -126,7 +175,9 @@ class TurnView:
         self.code_toggle = widgets.ToggleButton(description="Code", icon="code", value=False,
                                                 tooltip="the code that makes this turn's request (earlier turns "
                                                 "included)", layout=widgets.Layout(width="auto", flex="0 0 auto"))
-        self.code_language = widgets.Dropdown(options=CODE_LANGUAGES, value=playground.code_language_default,
+        languages = RESPONSES_CODE_LANGUAGES if run.responses else CODE_LANGUAGES
+        self.code_language = widgets.Dropdown(options=languages, value=playground.code_language_default
+                                              if playground.code_language_default in languages else languages[0],
                                               description="Language", style={"description_width": "initial"},
                                               layout=widgets.Layout(width="14em", max_width="100%"))
         self.copy = widgets.HTML(_COPY_BUTTON, layout=widgets.Layout(flex="0 0 auto"))
@@ -135,7 +186,7 @@ class TurnView:
                                      layout=widgets.Layout(flex="1 1 30em", min_width="0", max_width="100%"))
         self.code_box.add_class("qwen-nb-code")
         self.code_box.layout.display = "none"
-        self.main = widgets.VBox([self.thinking_box, self.answer, self.error, self.action],
+        self.main = widgets.VBox([self.steps, self.thinking_box, self.answer, self.error, self.action],
                                  layout=widgets.Layout(flex="1 1 30em", min_width="0", max_width="100%"))
         self.body = widgets.HBox([self.main, self.code_box], layout=_wrap_row(align_items="flex-start"))
         self.footer = widgets.HBox([self.usage, self.code_toggle], layout=_wrap_row())
@@ -150,11 +201,16 @@ class TurnView:
     # -- parts
     def _question_html(self) -> str:
         r = self.run
-        if r.earlier_turns:
+        if r.previous_response_id:
+            ctx = f"continues from the previous response (~{r.context_tokens} tokens sent)"
+        elif r.earlier_turns:
             ctx = f"sent with {_plural(r.earlier_turns, 'earlier turn')} (~{r.context_tokens} tokens)"
         else:
             ctx = f"~{r.context_tokens} tokens sent"
-        meta = f"turn {r.index} · {r.model} · {r.profile} · {r.api} · {ctx}"
+        api = r.api
+        if r.responses:
+            api = "Responses API" + (f" · tools: {', '.join(r.tools)}" if r.tools else " · no tools")
+        meta = f"turn {r.index} · {r.model} · {r.profile} · {api} · {ctx}"
         return (
             '<div style="border-top:1px solid var(--jp-border-color2, #e0e0e0);padding-top:4px">'
             f'<div style="font-size:85%;line-height:1.5;{MUTED};overflow-wrap:anywhere"><b>You</b> · {esc(meta)}</div>'
@@ -191,6 +247,12 @@ class TurnView:
     _shown_answer = ""
     _shown_reasoning = ""
 
+    def add_step(self, step: ResponseStep) -> None:
+        """Show a finished tool step (a Responses turn) above the answer."""
+        self.steps.children = (*self.steps.children,
+                               widgets.HTML(step_html(step), layout=widgets.Layout(width="auto")))
+        self.steps.layout.display = None
+
     def finish(self) -> None:
         """Mark the turn as it ended: chips for outcome, usage and cost; the error panel and action."""
         r = self.run
@@ -217,7 +279,7 @@ class TurnView:
             chips.append(chip(f"cost unknown ({r.currency})"))
         if r.result is not None:
             chips.append(chip(f"{r.result.latency * 1000:.0f} ms"))
-        chips.append(chip(f"{r.model} · {r.profile} ({r.region}) · {r.api}"))
+        chips.append(chip(f"{r.model} · {r.profile} ({r.region}) · {'Responses API' if r.responses else r.api}"))
         self.usage.value = "".join(chips)
         if r.error is not None:
             self.error.value = error_panel_html(r.error)
@@ -245,8 +307,13 @@ class TurnView:
         except ImportError:  # snippets not installed: a minimal Python example
             return _builtin_snippet(r.model, r.api, r.prompt)
         try:
-            snip = snippet(model=r.model, profile=r.profile, api=r.api, language=language, prompt=r.prompt,
-                           session=self._pg.session, stream=True, system=system, history=history, **r.params)
+            if r.responses:  # the request sent: the input, the tools, the response it continued from
+                snip = snippet(model=r.model, profile=r.profile, language=language, prompt=r.prompt,
+                               session=self._pg.session, stream=True, system=system, history=history,
+                               responses=True, tools=r.tools, previous_response_id=r.previous_response_id)
+            else:
+                snip = snippet(model=r.model, profile=r.profile, api=r.api, language=language, prompt=r.prompt,
+                               session=self._pg.session, stream=True, system=system, history=history, **r.params)
         except Exception as err:  # show why instead of code
             return f"*No code for this request:* {html.escape(scrub(str(err)))}"
         return snip._repr_markdown_()
@@ -287,6 +354,7 @@ class Playground:
             on_error=self._show_error,
             on_finish=self._on_finish,
             on_clear=self._on_clear,
+            on_step=self._on_step,
         )
         #: widget value pushes made while streaming (answer and thinking text)
         self.updates_sent = 0
@@ -306,7 +374,17 @@ class Playground:
         self.profile = ProfilePicker(self.session, region=self.region, value=profile)
         self.model = ModelPicker(self.session, profile=self.profile, value=model)
         # the toggle's own description wraps above its buttons in some frontends: a label of its own instead
-        self.api = ApiToggle(self.session, value=api, description="")
+        self.api = ApiToggle(self.session, value=api, description="", responses=True)
+        #: the Responses API mode's built-in tools, one checkbox each (none ticked at first)
+        self.tools = {name: widgets.Checkbox(value=False, description=name.replace("_", " "), indent=False,
+                                             tooltip=f'the built-in tool "{name}"',
+                                             layout=widgets.Layout(width="auto", flex="0 0 auto", margin="0 12px 0 0"))
+                      for name in facts.RESPONSE_TOOLS}
+        self.tools_box = widgets.HBox(
+            [widgets.Label("Tools", layout=widgets.Layout(width="auto", flex="0 0 auto", margin="0 8px 0 4px")),
+             widgets.HBox(list(self.tools.values()), layout=_wrap_row(flex="1 1 auto", min_width="0"))],
+            layout=widgets.Layout(flex_flow="row nowrap", width="auto", align_items="flex-start"))
+        self.tools_box.add_class("qwen-nb-tools")
         self.api_label = widgets.Label("API", layout=widgets.Layout(width="auto", flex="0 0 auto", margin="0 4px"))
         self.params = ParamsBox(self.session, model=self.model)
         self.key_entry = KeyEntry(self.session, region=self.region.value)
@@ -337,6 +415,8 @@ class Playground:
         self.region.observe(self._region_changed, names="value")
         self.prompt.observe(lambda _c: self._render_context(), names="value")
         self.model.observe(self._model_changed, names="value")
+        self.api.observe(self._api_changed, names="value")
+        self.model.observe(lambda _c: self._note_no_model(), names="options")
 
         #: the widget shown for this playground (embed it to put the playground in another layout)
         kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="100%"))
@@ -344,7 +424,9 @@ class Playground:
             children=[
                 widgets.HBox([self.region, self.profile], layout=_wrap_row()),
                 widgets.HBox([self.model, widgets.HBox([self.api_label, self.api], layout=widgets.Layout(
-                    flex_flow="row nowrap", align_items="center", max_width="100%"))], layout=_wrap_row()),
+                    flex_flow="row nowrap", align_items="center", max_width="100%", min_width="0", flex="0 1 auto"))],
+                    layout=_wrap_row()),
+                self.tools_box,
                 self.settings,
                 self.chat,
                 self.prompt,
@@ -357,6 +439,7 @@ class Playground:
             **kwargs,
         )
         self.widget.add_class("qwen-nb-playground")
+        self._apply_mode()
         self._render_context()
         self._render_total()
 
@@ -460,8 +543,19 @@ class Playground:
         return self.controller.reasoning_text
 
     @property
-    def last_result(self) -> ChatResult | None:
-        """The last call's ``ChatResult`` (the partial one, ``finish_reason="cancelled"``, after Stop)."""
+    def responses(self) -> bool:
+        """True in the Responses API mode (the API toggle's third choice)."""
+        return self.api.value == RESPONSES
+
+    @property
+    def tools_ticked(self) -> list[str]:
+        """The built-in tools ticked (sent with Responses API turns)."""
+        return [name for name, box in self.tools.items() if box.value]
+
+    @property
+    def last_result(self) -> ChatResult | ResponseResult | None:
+        """The last call's ``ChatResult`` (the partial one, ``finish_reason="cancelled"``, after Stop), or a
+        Responses turn's ``ResponseResult``."""
         return self.controller.last_result
 
     @property
@@ -501,6 +595,7 @@ class Playground:
             params=self.params.params(),
             region=self.region.value,
             check_grants=True,
+            tools=self.tools_ticked if self.responses else None,
         )
 
     def stop(self) -> bool:
@@ -536,6 +631,8 @@ class Playground:
         if self.prompt.value == run.prompt:
             self.prompt.value = ""
         self._from_box = False
+        if self.api.value != run.api:
+            self.api.value = run.api
         return self.controller.retry_with_profile(run, region=self.region.value, check_grants=True)
 
     # ------------------------------------------------------------------ controller callbacks
@@ -557,6 +654,13 @@ class Playground:
         view = self._views.get(id(run)) if run is not None else None
         if view is not None:
             self.updates_sent += view.update(answer, reasoning)
+
+    def _on_step(self, step: ResponseStep) -> None:
+        run = self.controller.run
+        view = self._views.get(id(run)) if run is not None else None
+        if view is not None:
+            view.add_step(step)
+            self.updates_sent += 1
 
     def _on_status(self, text: str, kind: str) -> None:
         self.status.value = note_html(text, kind) if text else ""
@@ -598,9 +702,43 @@ class Playground:
     def _language_chosen(self, change: dict) -> None:
         self.code_language_default = change["new"]  # the next Code panels open in it
 
+    def _api_changed(self, change: Any) -> None:
+        self._apply_mode()
+        self._render_context()
+        turns = self.conversation.turns
+        if not turns:
+            return
+        earlier = _plural(turns, "earlier turn")
+        if self.responses:
+            note = (f"Responses API mode: the next turn sends the {earlier} as input messages (their text), then "
+                    "continues from each response on the service. New chat starts over.")
+        else:
+            note = (f"Chat mode: the next turn sends the {earlier} as messages (their text; tool steps are not "
+                    "resent). New chat starts over.")
+        self.status.value = note_html(note, "info")
+
+    def _apply_mode(self) -> None:
+        """Show the Responses API mode's tools and models, or chat's."""
+        on = self.responses
+        self.tools_box.layout.display = None if on else "none"
+        self.model.set_kind(RESPONSES if on else None)
+        self.params.set_responses(on)
+        self._note_no_model()
+
+    def _note_no_model(self) -> None:
+        """Say so when the Responses API mode has no model in the profile's region."""
+        if self.responses and not self.model.options:
+            prof = self.profile.profile
+            offered = sorted({r for m in facts.KIND_MODELS.values() if m.kind == RESPONSES for r in m.regions})
+            self.status.value = note_html(
+                f"No Responses API model is offered in {region_label(prof.region) if prof else 'this region'}; "
+                f"it is offered in {', '.join(region_label(r) for r in offered)}: pick a profile of that region.",
+                "warn")
+
     def _render_context(self) -> None:
-        line = self.controller.context_line(self.prompt.value)
-        self.context.value = f'<span style="font-size:90%;{MUTED}">{esc(line)}</span>'
+        line = self.controller.context_line(self.prompt.value, self.api.value)
+        style = f"font-size:90%;display:inline-block;line-height:1.45;{MUTED}"
+        self.context.value = f'<span style="{style}">{esc(line)}</span>'
 
     def _render_total(self) -> None:
         self.total.value = f'<span style="font-size:90%;{MUTED}">{esc(self.controller.total_line())}</span>'
@@ -617,6 +755,7 @@ class Playground:
         self.status.value = note_html(note, "warn") if note else ""
         if change["new"] in [v for _, v in self.key_entry.region.options]:
             self.key_entry.region.value = change["new"]
+        self._note_no_model()
 
     def _model_changed(self, change: Any) -> None:
         if is_transient(change) or change["new"] in (None, HEADING):
@@ -637,9 +776,15 @@ class Playground:
         except ImportError:  # snippets not installed: a minimal Python example
             return _builtin_snippet(self.model.value, self.api.value, prompt)
         try:
-            snip = snippet(model=self.model.value, profile=self.profile.value, api=self.api.value,
-                           language=self.code_language.value, prompt=prompt, session=self.session, stream=True,
-                           **self.params.params())
+            if self.responses:
+                snip = snippet(model=self.model.value, profile=self.profile.value, language=self.code_language.value,
+                               prompt=prompt, session=self.session, stream=True, responses=True,
+                               tools=self.tools_ticked,
+                               previous_response_id=self.controller.continues(RESPONSES))
+            else:
+                snip = snippet(model=self.model.value, profile=self.profile.value, api=self.api.value,
+                               language=self.code_language.value, prompt=prompt, session=self.session, stream=True,
+                               **self.params.params())
         except Exception as err:  # show why instead of code
             return f"*No code for these choices:* {html.escape(scrub(str(err)))}"
         return snip._repr_markdown_()
