@@ -457,6 +457,17 @@ def _header(lang: Language, target: Target, style: Style) -> str:
 # --------------------------------------------------------------------------- Python (both SDKs)
 
 
+def _openai_client(target: Target) -> str:
+    """The imports and the ``OpenAI`` client of a Python snippet (key from the environment)."""
+    return (
+        "import os\n\nfrom openai import OpenAI\n\n"
+        "client = OpenAI(\n"
+        f'    api_key=os.getenv("{target.key_var}"),\n'
+        f"    base_url={_py(target.base_url)},\n"
+        ")\n\n"
+    )
+
+
 def _python_openai(target: Target) -> str:
     args = [f"model={_py(target.model)}", f"messages={_py(messages(target), '    ')}"]
     args += [f"{k}={_py(v, '    ')}" for k, v in _typed(target).items()]
@@ -467,13 +478,7 @@ def _python_openai(target: Target) -> str:
     if target.stream:
         args += ["stream=True", 'stream_options={"include_usage": True}']
     call = "client.chat.completions.create(\n" + "".join(f"    {a},\n" for a in args) + ")\n"
-    head = (
-        "import os\n\nfrom openai import OpenAI\n\n"
-        "client = OpenAI(\n"
-        f'    api_key=os.getenv("{target.key_var}"),\n'
-        f"    base_url={_py(target.base_url)},\n"
-        ")\n\n"
-    )
+    head = _openai_client(target)
     if not target.stream:
         return head + "completion = " + call + "print(completion.choices[0].message.content)\n"
     return (
@@ -493,13 +498,7 @@ def _python_responses(target: Target) -> str:
     if target.stream:
         args.append("stream=True")
     call = "client.responses.create(\n" + "".join(f"    {a},\n" for a in args) + ")\n"
-    head = (
-        "import os\n\nfrom openai import OpenAI\n\n"
-        "client = OpenAI(\n"
-        f'    api_key=os.getenv("{target.key_var}"),\n'
-        f"    base_url={_py(target.base_url)},\n"
-        ")\n\n"
-    )
+    head = _openai_client(target)
     if not target.stream:
         return (head + "response = " + call
                 + "for item in response.output:  # the built-in tool calls, then the answer\n"
