@@ -59,6 +59,8 @@ DASHSCOPE_SDK_DEFAULT_REGION = "cn-beijing"
 
 def api_id(name: Any) -> str | None:
     """The api id for ``name`` (an id or an alias, any case), or None."""
+    if type(name) is str and name in APIS:  # the common case: an id as it is
+        return name
     if not isinstance(name, str):
         return None
     key = name.strip().lower()

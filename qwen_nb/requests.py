@@ -81,6 +81,8 @@ def check_model(model: Any) -> str:
 
     Names unknown to the catalog are allowed (the service has many more models).
     """
+    if type(model) is str and model in MODELS:  # a catalog id as it is: nothing to check
+        return model
     if not isinstance(model, str) or not model.strip():
         raise InputError(f"Model must be a non-empty string, got {model!r}.", fix='Use e.g. model="qwen-plus".')
     name = model.strip()

@@ -30,6 +30,8 @@ STATUSES = ("ok", "error", "interrupted")
 
 #: seconds a ledger keeps waiting for another process's lock before giving up (``Ledger(timeout=)``)
 DEFAULT_TIMEOUT = 30.0
+#: seconds the writer thread gathers rows handed over after a first one, to commit them together
+GATHER_SECONDS = 0.05
 
 _T = TypeVar("_T")
 
@@ -163,6 +165,9 @@ class Ledger:
         self._written = threading.Condition(threading.Lock())
         self._writer: threading.Thread | None = None
         self._writer_pid = 0
+        #: the writer waits for rows (a new row wakes it); a reader wants the rows now (no gathering)
+        self._idle = False
+        self._urgent = False
         try:
             # the busy handler is in force from the first statement on, before any pragma
             self._conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
@@ -261,11 +266,7 @@ class Ledger:
         with self._lock:
             if rec.cost is not None and key is not None and key in self._spent:
                 self._spent[key] += rec.cost
-            with self._written:
-                self._pending.append(values)
-                if self._writer is None or self._writer_pid != os.getpid():
-                    self._start_writer()
-                self._written.notify_all()
+            self._hand_over(values)
             if budget is not None and key is not None and key in self._spent:
                 self._budget.check(key[0], key[1], self._spent[key], budget)
         self._tell(rec)
@@ -281,11 +282,16 @@ class Ledger:
         if budget is not None or self._listeners:
             self.record(make(), budget=budget, wait=False)
             return
+        self._hand_over(make)
+
+    def _hand_over(self, row: Any) -> None:
+        """Queue ``row`` for the writer thread; only an idle writer is woken (a burst of calls wakes it once)."""
         with self._written:
-            self._pending.append(make)
+            self._pending.append(row)
             if self._writer is None or self._writer_pid != os.getpid():
                 self._start_writer()
-            self._written.notify_all()
+            elif self._idle:
+                self._written.notify_all()
 
     def _start_writer(self) -> None:
         """Start the writer thread (again in a forked child, which inherits none). Holds ``_written``."""
@@ -297,10 +303,19 @@ class Ledger:
         _LIVE.add(self)
 
     def _take(self) -> list[Any]:
-        """The rows waiting to be written (waits a little for some); marks them as being written."""
+        """The rows waiting to be written (waits a little for some); marks them as being written.
+
+        Once a row arrives, the rows that follow within ``GATHER_SECONDS`` join it in one transaction
+        (a reader waiting for them cuts this short): a burst of calls costs one commit, not one each.
+        """
         with self._written:
             if not self._pending:
+                self._idle = True
                 self._written.wait(0.5)
+                self._idle = False
+            if self._pending and not self._urgent:
+                self._written.wait(GATHER_SECONDS)
+            self._urgent = False
             rows = list(self._pending)
             self._pending.clear()
             self._writing = len(rows)
@@ -348,6 +363,9 @@ class Ledger:
         if self._writer is None or self._writer_pid != os.getpid():
             return not self._pending
         with self._written:
+            if self._pending or self._writing:
+                self._urgent = True  # the writer stops gathering and writes at once
+                self._written.notify_all()
             return self._written.wait_for(lambda: not self._pending and not self._writing, timeout)
 
     def _tell(self, rec: CallRecord) -> None:
