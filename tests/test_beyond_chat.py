@@ -163,6 +163,15 @@ def test_respond_with_tool_steps_and_a_second_turn(session):
     assert [row.kind for row in session.ledger.records()] == ["responses", "responses"]
 
 
+def test_respond_answers_the_last_question_of_a_message_list(session):
+    """History sent as input messages: the emulator's step and answer are about the last user message."""
+    history = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am Qwen."},
+               {"role": "user", "content": "What is new in Qwen3?"}]
+    r = session.respond(history, tools=["web_search"])
+    assert "What is new in Qwen3?" in r.text and "Who are you" not in r.text
+    assert r.usage.input_tokens > session.respond("What is new in Qwen3?").usage.input_tokens  # all of it counts
+
+
 def test_respond_streams_steps_then_text(session):
     stream = session.respond("stream it", tools=["web_search"], stream=True)
     events = list(stream)

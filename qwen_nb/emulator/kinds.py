@@ -489,6 +489,17 @@ def _input_text(value: Any) -> str:
     return " ".join(parts)
 
 
+def _last_user_text(value: Any) -> str:
+    """What the user asked last: the input string, or the last user message's text (the rest is history)."""
+    if isinstance(value, list):
+        for m in reversed(value):
+            if isinstance(m, dict) and m.get("role", "user") == "user":
+                text = _input_text([m])
+                if text.strip():
+                    return text
+    return _input_text(value)
+
+
 def _clip(text: str, n: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[:n - 1] + "…"
@@ -521,7 +532,7 @@ async def responses(app: EmulatorApp, request: Request, region: str, ws_id: str 
         names.append(kind)
     digest = hashlib.sha256(text.encode()).hexdigest()
     items: list[dict[str, Any]] = []
-    topic = _clip(text, 60)
+    topic = _clip(_last_user_text(body.get("input")), 60)
     if "web_search" in names:
         items.append({"type": "web_search_call", "id": f"ws_{digest[:16]}", "status": "completed",
                       "action": {"type": "search", "query": topic,
