@@ -176,8 +176,6 @@ def measure(emu: Emulator | EmulatorProcess, where: str, kinds: list[str], round
         for kind in kinds:
             session = Session(emu.profiles(), regions=emu.regions(), ledger=makers[kind]())
             todo = list(scenarios(emu, session).items())
-            if kind == "SQLite file ledger":
-                todo = todo[:2]
             runs = [(f, timed(r), timed(o), lbl) for f, (r, o, lbl) in todo]
             if kind == "in-memory ledger":  # these return their own time to the first token
                 runs += [(f, r, o, lbl) for f, (r, o, lbl) in ttft_scenarios(emu, session).items()]

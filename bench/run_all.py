@@ -95,6 +95,20 @@ def render(results: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _keep_others(report: str, ran: set[str]) -> str:
+    """``report`` of the benchmarks in ``ran``, with the earlier RESULTS.md rows of every other one kept."""
+    path = HERE / "RESULTS.md"
+    earlier = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in earlier if line.startswith("| ") and not line.startswith(("| bench |", "| --- |"))
+            and line.split(" | ", 1)[0][2:] not in ran]
+    when = next((line for line in earlier if line.startswith("Written by")), "")
+    lines = report.rstrip("\n").splitlines()
+    lines[2] = lines[2].replace("Written by `make bench`", f"Re-run of {', '.join(sorted(ran))} by `bench/run_all.py`")
+    if when:
+        lines.insert(3, f"The other rows: {when[0].lower()}{when[1:]}")
+    return "\n".join(lines + kept) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run all benchmarks (or those named on the command line) and write RESULTS.md."""
     names = set(argv if argv is not None else sys.argv[1:])
@@ -108,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         print("   ", res.get("error") or f"{len(res.get('rows', []))} figures in {res['seconds']} s", flush=True)
         results.append(res)
     report = render(results)
+    if names:
+        report = _keep_others(report, {r["name"] for r in results})
     (HERE / "RESULTS.md").write_text(report)
     print(report)
     return 1 if any("error" in r for r in results) else 0

@@ -73,7 +73,10 @@ class Served:
             self.port = s.getsockname()[1]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.stderr = open(os.devnull, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "qwen_nb.emulator.cli", "--port", str(self.port)],
+        # bodies up to 128 MB are read and processed (the service's own cap, 6 MiB, would refuse the big
+        # bodies of the abuse section at once: bench/classroom.py measures that case)
+        self.proc = subprocess.Popen([sys.executable, "-m", "qwen_nb.emulator.cli", "--port", str(self.port),
+                                      "--max-body-bytes", str(128 * 10**6)],
                                      stdout=subprocess.DEVNULL, stderr=self.stderr, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         self.http = httpx.Client(timeout=60)
