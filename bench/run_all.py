@@ -101,11 +101,12 @@ def _keep_others(report: str, ran: set[str]) -> str:
     earlier = path.read_text().splitlines() if path.exists() else []
     kept = [line for line in earlier if line.startswith("| ") and not line.startswith(("| bench |", "| --- |"))
             and line.split(" | ", 1)[0][2:] not in ran]
-    when = next((line for line in earlier if line.startswith("Written by")), "")
+    # where the kept rows come from: the earlier file's own provenance lines
+    provenance = [line.removeprefix("Earlier: ") for line in earlier if line.startswith(("Written by", "Re-run of",
+                                                                                        "Earlier: "))]
     lines = report.rstrip("\n").splitlines()
     lines[2] = lines[2].replace("Written by `make bench`", f"Re-run of {', '.join(sorted(ran))} by `bench/run_all.py`")
-    if when:
-        lines.insert(3, f"The other rows: {when[0].lower()}{when[1:]}")
+    lines[3:3] = [f"Earlier: {line}" for line in provenance]
     return "\n".join(lines + kept) + "\n"
 
 
