@@ -182,7 +182,11 @@ def choose(page: Any, label: str, contains: str) -> str:
         options = select.locator("option").all_inner_texts()
         choice = next((o for o in options if contains in o), None)
         if choice is not None:
-            select.select_option(label=choice)
+            try:
+                select.select_option(label=choice, timeout=2_000)
+            except Exception:  # noqa: BLE001 - the list reloaded between reading and choosing: read it again
+                page.wait_for_timeout(250)
+                continue
             page.wait_for_timeout(400)
             selected = select.evaluate("s => s.options[s.selectedIndex] && s.options[s.selectedIndex].text")
             if selected and contains in selected:
