@@ -48,6 +48,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 ENV_PRICES = "QWEN_NB_PRICES"
+#: the token counts ``estimate`` takes, in its argument order
+_TOKEN_COUNTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_creation_tokens")
 PER = 1_000_000
 
 
@@ -140,12 +142,8 @@ class PriceCatalog:
         context cache's rates (``input_cost``).
         """
         counts = (input_tokens, output_tokens, reasoning_tokens, cached_tokens, cache_creation_tokens)
-        for i, value in enumerate(counts):
-            if type(value) is not int or value < 0:  # not a bool either (bool is a subclass of int)
-                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                    continue  # an int subclass, such as numpy's: fine
-                name = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens",
-                        "cache_creation_tokens")[i]
+        for name, value in zip(_TOKEN_COUNTS, counts, strict=True):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InputError(
                     f"{name} must be a non-negative integer, got {value!r}.", fix="Pass token counts as ints >= 0."
                 )
